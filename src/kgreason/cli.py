@@ -1,2 +1,135 @@
+"""The command line. This is the only module that reads command-line arguments.
+
+Every training command shares one set of options (``--dataset``, ``--output-dir``, ``--config``, ``--epochs``,
+``--batch-size``, ``--seed``, ``--device``); values given on the command line override the ``--config`` file,
+which overrides the component's defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kgreason.registry import UnknownNameError
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every ``kgreason train ...`` command shares."""
+    options = [
+        click.option("--dataset", "dataset", required=False, help="Dataset name (see `kgreason datasets list`) or folder."),
+        click.option("--output-dir", "output_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+                     help="Run directory (config, vocabularies, checkpoints, metrics)."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="JSON config file; command-line flags override it."),
+        click.option("--epochs", type=int, help="Number of training epochs."),
+        click.option("--batch-size", "batch_size", type=int, help="Training batch size."),
+        click.option("--seed", type=int, help="Random seed (runs are deterministic on CPU)."),
+        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), help="Device (default: cuda if available)."),
+        click.option("--data-dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder of datasets (default: $KGREASON_DATA_DIR, then the user cache)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def collect_overrides(config_file: Path | None, **flags: Any) -> dict[str, Any]:
+    """Merge a JSON config file with the flags that were given (``None`` = not given)."""
+    merged: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = json.loads(config_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            _fail(f"{config_file}, line {exc.lineno}: invalid JSON ({exc.msg})")
+        if not isinstance(loaded, dict):
+            _fail(f"{config_file}: a config file must hold a JSON object")
+        merged.update(loaded)
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    return merged
+
+
+def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors (bad files, unknown names, bad values) into one clear CLI error line."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (UnknownNameError, KeyError) as exc:
+            _fail(str(exc).strip("'\""))
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="kgreason")
+def cli() -> None:
+    """kgreason: reason over knowledge graphs (KG embeddings, RL path reasoning, text + graph)."""
+
+
+# ---- datasets ---------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def datasets() -> None:
+    """List, describe and download datasets."""
+
+
+@datasets.command("list")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@friendly_errors
+def datasets_list(data_dir: Path | None) -> None:
+    """List the datasets that can be loaded by name."""
+    from kgreason.data.registry import list_datasets
+
+    entries = list_datasets(data_dir=data_dir)
+    width = max((len(e.name) for e in entries), default=4)
+    for e in entries:
+        click.echo(f"{e.name:<{width}}  {e.source:<12}  {e.path or ''}")
+
+
+@datasets.command("info")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@friendly_errors
+def datasets_info(name: str, data_dir: Path | None) -> None:
+    """Print statistics of a dataset (entities, relations, degrees, to-many/to-one relations)."""
+    from kgreason.data.registry import load_dataset
+    from kgreason.data.statistics import dataset_statistics, format_table
+
+    ds = load_dataset(name, data_dir=data_dir)
+    click.echo(format_table(dataset_statistics(ds)))
+
+
+@datasets.command("download")
+@click.argument("name")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Download again even if present.")
+@friendly_errors
+def datasets_download(name: str, cache_dir: Path | None, force: bool) -> None:
+    """Download a public benchmark into the user cache (sha256-verified, resumable)."""
+    from kgreason.data.download import download_dataset
+
+    path = download_dataset(name, cache_dir=cache_dir, force=force)
+    click.echo(f"{name}: {path}")
+
+
 def main() -> None:
-    raise SystemExit("cli not yet built")
+    """Console-script entry point."""
+    cli(prog_name="kgreason")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
