@@ -1,0 +1,86 @@
+"""ComplEx (Trouillon et al. 2016, "Complex Embeddings for Simple Link Prediction").
+
+``f(h, r, t) = Re(sum_j e_h[j] w_r[j] conj(e_t[j]))`` with complex embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from kgreason.models.base import KGEModel, as_complex, as_real, dot_scores, gather, register_model
+
+__all__ = ["ComplEx"]
+
+
+@register_model("complex")
+class ComplEx(KGEModel):
+    """ComplEx: the real part of a complex trilinear product.
+
+    Parameters are stored as real tables ``[n, 2 * embedding_dim]`` of interleaved (real, imaginary) pairs, so
+    ``embedding_dim`` counts complex components. Scoring all tails is one real matmul
+    ``as_real(e_h * w_r) @ E^T`` of ``[b, 2d] x [2d, E]`` (the real dot product of interleaved pairs is
+    ``Re(q conj(e))``); heads use ``conj(w_r) * e_t`` the same way, relations ``conj(e_h) * e_t``.
+
+    Defaults: ``embedding_dim=200`` (complex); ``inverse_relations=True`` (reciprocal 1-N training, Lacroix et
+    al. 2018); Xavier-uniform initialisation of the real tables (PyKEEN's default initialisation costs UMLS MRR
+    0.86 -> 0.38); no regulariser (``regularizer="n3"`` gives the N3 penalty of Lacroix et al. on complex
+    moduli). ``default_training``: LCWA (1-N), BCE with label smoothing 0.1, Adam lr 1e-3, batch 256,
+    300 epochs.
+    """
+
+    default_training: ClassVar[dict[str, Any]] = {
+        "loop": "lcwa",
+        "loss": "bce",
+        "label_smoothing": 0.1,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 256,
+        "epochs": 300,
+    }
+
+    def __init__(
+        self,
+        num_entities: int,
+        num_relations: int,
+        embedding_dim: int = 200,
+        inverse_relations: bool = True,
+        regularizer: str | None = None,
+        regularizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+        )
+        self.entity = nn.Embedding(self.num_entities, 2 * self.embedding_dim)
+        self.relation = nn.Embedding(self.num_relations_embedded, 2 * self.embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.entity.weight)
+        nn.init.xavier_uniform_(self.relation.weight)
+
+    def _scores(
+        self, query: torch.Tensor, candidates: torch.Tensor | None, *factors: torch.Tensor
+    ) -> torch.Tensor:
+        """Real dot products of the complex ``query[b, d]`` with entity rows (all / a subset)."""
+        if self._regularizing:
+            rows = () if candidates is None else (as_complex(gather(self.entity.weight, candidates)),)
+            self._regularize(*factors, *rows)
+        return dot_scores(as_real(query), self.entity.weight, candidates)
+
+    def _score_t(self, h: torch.Tensor, r: torch.Tensor, tails: torch.Tensor | None) -> torch.Tensor:
+        x, w = as_complex(self.entity(h)), as_complex(self.relation(r))
+        return self._scores(x * w, tails, x, w)
+
+    def _score_h(self, r: torch.Tensor, t: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
+        # Re(sum h w conj(t)) = Re(sum h conj(conj(w) t))
+        w, y = as_complex(self.relation(r)), as_complex(self.entity(t))
+        return self._scores(w.conj() * y, heads, w, y)
+
+    def _score_r(self, h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # Re(sum h w conj(t)) = Re(sum w conj(conj(h) t))
+        x, y = as_complex(self.entity(h)), as_complex(self.entity(t))
+        self._regularize(x, y)
+        return dot_scores(as_real(x.conj() * y), self.relation.weight)

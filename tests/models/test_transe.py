@@ -1,0 +1,52 @@
+import pytest
+import torch
+from kge_helpers import NUM_ENTITIES, random_triples
+
+from kgreason.models import TransE
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_score_is_negative_translation_distance(p: int, normalize: bool) -> None:
+    torch.manual_seed(0)
+    model = TransE(NUM_ENTITIES, 3, embedding_dim=12, p=p, normalize_entities=normalize)
+    hrt = random_triples(9)
+    ent, rel = model.entity.weight.detach(), model.relation.weight.detach()
+    if normalize:
+        ent = ent / ent.norm(dim=1, keepdim=True)
+    h, r, t = hrt.unbind(1)
+    expected = -(ent[h] + rel[r] - ent[t]).abs().pow(p).sum(-1).pow(1 / p)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_hrt(hrt), expected, atol=1e-5, rtol=1e-5)
+        every = (
+            -(ent[h].unsqueeze(1) + rel[r].unsqueeze(1) - ent.unsqueeze(0)).abs().pow(p).sum(-1).pow(1 / p)
+        )
+        torch.testing.assert_close(model.score_t(hrt[:, :2]), every, atol=1e-4, rtol=1e-4)
+
+
+def test_entity_normalisation_makes_scores_scale_free() -> None:
+    torch.manual_seed(0)
+    model = TransE(NUM_ENTITIES, 3, embedding_dim=12)
+    hr = random_triples(4)[:, :2]
+    with torch.no_grad():
+        before = model.score_t(hr)
+        model.entity.weight.mul_(7.0)
+        torch.testing.assert_close(model.score_t(hr), before, atol=1e-5, rtol=1e-5)
+        model.normalize_entities = False
+        assert not torch.allclose(model.score_t(hr), before)
+
+
+def test_scores_are_never_positive_and_defaults() -> None:
+    model = TransE(NUM_ENTITIES, 3)
+    assert (
+        model.p == 1
+        and model.normalize_entities
+        and not model.inverse_relations
+        and model.embedding_dim == 200
+    )
+    assert (model.score_t(random_triples(3)[:, :2]) <= 0).all()
+
+
+def test_invalid_norm() -> None:
+    with pytest.raises(ValueError, match="p must be 1 or 2"):
+        TransE(5, 2, p=3)
