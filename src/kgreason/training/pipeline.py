@@ -1,0 +1,381 @@
+"""Train and evaluate a KGE model in one call, with a complete run directory.
+
+    result = pipeline(dataset="umls", model="complex", loop="lcwa", output_dir="runs/umls-complex")
+    print(result.metrics.format())
+
+Unset training options come from the model's ``default_training`` (see :mod:`kgreason.training.config`), so
+``pipeline(dataset="umls", model="complex")`` trains ComplEx the way it should be trained (LCWA, BCE with label
+smoothing), not with one loss for every model.
+
+Run directory (``output_dir``)::
+
+    config.json                 the resolved KGEConfig (every option, defaults filled in)
+    entities.json relations.json  vocabularies (position = id)
+    checkpoints/checkpoint.pt   training state (atomic; resumed automatically when the run is started again)
+    checkpoints/best_weights.pt best weights so far (with early stopping)
+    model.pt model.json         the final model (the best one with early stopping), kgreason.models.save_model
+    losses.csv losses.png       loss (and learning rate, seconds, validation MRR when evaluated) per epoch
+    metrics.json                filtered test metrics, both sides, ``{side}.{rank_type}.{metric}``
+
+``evaluate_run(run_dir)`` re-evaluates a saved run. The only place the training layer builds an evaluator is
+here (and :func:`evaluate_run`); loops and callbacks take one from their caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from kgreason.config import config_diff, config_from_dict, config_to_dict, load_config_dict, save_config
+from kgreason.data.dataset import Dataset
+from kgreason.io import atomic_open
+from kgreason.training.callbacks import (
+    EarlyStoppingCallback,
+    EvaluationCallback,
+    GradientClippingCallback,
+    GradientValueClippingCallback,
+    TrackerCallback,
+    TrainingCallback,
+)
+from kgreason.training.config import RESUMABLE_KEYS, KGEConfig, resolve_config
+from kgreason.training.kge import KGETrainingLoop
+from kgreason.training.lcwa import LCWATrainingLoop, SymmetricLCWATrainingLoop
+from kgreason.training.loop import CheckpointMismatchError, TrainingHistory
+from kgreason.training.slcwa import SLCWATrainingLoop
+from kgreason.training.utils import resolve_device, set_seed
+
+if TYPE_CHECKING:
+    from kgreason.evaluation import EvaluationResult
+
+__all__ = ["PipelineResult", "build_training_loop", "evaluate_run", "pipeline", "write_losses_csv"]
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS_FILE = "best_weights.pt"
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`pipeline` returns.
+
+    ``metrics`` is the filtered test evaluation (both sides) or ``None`` with ``evaluate=False``;
+    ``best_epoch`` the epoch of the restored weights with early stopping (else ``None``).
+    """
+
+    config: KGEConfig
+    model: nn.Module
+    dataset: Dataset
+    loop: KGETrainingLoop
+    losses: list[float]
+    metrics: EvaluationResult | None
+    run_dir: Path | None
+    train_seconds: float
+    stopped_early: bool
+    best_epoch: int | None
+
+
+def _make_config(config: KGEConfig | None, values: dict[str, Any]) -> KGEConfig:
+    cfg = dataclasses.replace(config) if config is not None else KGEConfig()
+    known = {f.name for f in dataclasses.fields(KGEConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(
+            f"unknown pipeline option(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}"
+        )
+    return dataclasses.replace(cfg, **{k: v for k, v in values.items() if v is not None})
+
+
+def build_training_loop(
+    config: KGEConfig,
+    model: nn.Module,
+    dataset: Dataset,
+    callbacks: Sequence[TrainingCallback] | None = None,
+) -> KGETrainingLoop:
+    """The training loop a *resolved* ``config`` describes (see :func:`~kgreason.training.config.resolve_config`),
+    training ``model`` on ``dataset.train``; the config is attached (checkpoints compare it when resuming)."""
+    common: dict[str, Any] = {
+        "num_entities": dataset.num_entities,
+        "num_relations": dataset.num_relations,
+        "loss": config.loss,
+        "loss_kwargs": config.loss_kwargs,
+        "batch_size": config.batch_size,
+        "optimizer": config.optimizer,
+        "optimizer_kwargs": config.optimizer_kwargs,
+        "lr": config.lr,
+        "lr_scheduler": config.scheduler,
+        "lr_scheduler_kwargs": config.scheduler_kwargs,
+        "scheduler_step": config.scheduler_step,
+        "scheduler_metric": config.scheduler_metric,
+        "sub_batch_size": config.sub_batch_size,
+        "device": config.device,
+        "seed": config.seed,
+        "callbacks": list(callbacks or []),
+        "config": config_to_dict(config),
+    }
+    name = (config.loop or "").lower().replace("-", "_")
+    loop: KGETrainingLoop
+    if name == "slcwa":
+        loop = SLCWATrainingLoop(
+            model,
+            dataset.train,
+            negative_sampler=config.negative_sampler or "uniform",
+            negative_sampler_kwargs=config.negative_sampler_kwargs,
+            num_negs_per_pos=config.num_negatives or 1,
+            filtered=bool(config.filter_negatives),
+            **common,
+        )
+    elif name == "lcwa":
+        loop = LCWATrainingLoop(model, dataset.train, target=config.target, **common)  # type: ignore[arg-type]
+    elif name.replace("_", "") == "symmetriclcwa":
+        loop = SymmetricLCWATrainingLoop(model, dataset.train, **common)
+    else:
+        raise ValueError(f"Unknown training loop {config.loop!r}; choose slcwa, lcwa or symmetric_lcwa")
+    loop.resumable_keys = RESUMABLE_KEYS
+    return loop
+
+
+def _load_dataset(dataset: str | Dataset, data_dir: str | None) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    from kgreason.data.registry import load_dataset
+
+    return load_dataset(dataset, data_dir=data_dir)
+
+
+def _check_run_dir(run_dir: Path, config: KGEConfig, dataset: Dataset) -> None:
+    """Refuse to continue a run directory made with another config or vocabulary."""
+    cfg_path = run_dir / CONFIG_FILE
+    if cfg_path.exists():
+        diff = config_diff(load_config_dict(cfg_path), config_to_dict(config))
+        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in RESUMABLE_KEYS]
+        if diff:
+            raise CheckpointMismatchError(cfg_path, diff)
+    if (run_dir / "entities.json").exists():
+        dataset.check_vocabularies(run_dir)
+
+
+def pipeline(
+    dataset: str | Dataset | None = None,
+    model: str | None = None,
+    loop: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    config: KGEConfig | None = None,
+    callbacks: Sequence[TrainingCallback] | None = None,
+    resume: bool = True,
+    evaluate: bool = True,
+    **overrides: Any,
+) -> PipelineResult:
+    """Train a KGE model and evaluate it on the test split.
+
+    Args:
+        dataset: a dataset name (loaded with :func:`kgreason.data.registry.load_dataset`) or a
+            :class:`~kgreason.data.Dataset`.
+        model: a model name in :data:`kgreason.models.MODELS` (``"complex"``, ``"rotate"``, ...).
+        loop: ``"slcwa"``, ``"lcwa"`` or ``"symmetric_lcwa"`` (default: the model's).
+        output_dir: the run directory (see the module docstring); ``None`` keeps everything in memory.
+        config: a base :class:`KGEConfig`; ``dataset``/``model``/``loop``/``overrides`` replace its fields.
+        callbacks: extra training callbacks (after the built-in ones).
+        resume: continue from ``output_dir/checkpoints/checkpoint.pt`` when it exists (its config must match
+            except for ``epochs``, ``device`` and other :data:`~kgreason.training.config.RESUMABLE_KEYS`).
+        evaluate: evaluate on the test split at the end (``metrics.json``).
+        **overrides: any :class:`KGEConfig` field (``lr=0.01``, ``epochs=50``, ``model_kwargs={...}``).
+    """
+    values: dict[str, Any] = dict(overrides)
+    if isinstance(dataset, str):
+        values["dataset"] = dataset
+    elif isinstance(dataset, Dataset):
+        values["dataset"] = dataset.name
+    values["model"], values["loop"] = model, loop
+    cfg = _make_config(config, values)
+    cfg = resolve_config(cfg)
+    cfg.device = str(resolve_device(cfg.device))
+
+    ds = _load_dataset(dataset if isinstance(dataset, Dataset) else cfg.dataset, cfg.data_dir)
+    run_dir = Path(output_dir) if output_dir is not None else None
+    if run_dir is not None:
+        if resume:
+            _check_run_dir(run_dir, cfg, ds)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / CONFIG_FILE)
+        ds.save_vocabularies(run_dir)
+
+    from kgreason.models import MODELS
+
+    set_seed(cfg.seed)
+    kge_model = MODELS.make(
+        cfg.model, dict(cfg.model_kwargs), num_entities=ds.num_entities, num_relations=ds.num_relations
+    )
+    builtin, early = _builtin_callbacks(cfg, ds, run_dir)
+    training_loop = build_training_loop(cfg, kge_model, ds, callbacks=[*builtin, *(callbacks or [])])
+
+    start = time.perf_counter()
+    losses = training_loop.train(
+        int(cfg.epochs or 0),
+        checkpoint_dir=run_dir / CHECKPOINT_DIR if run_dir is not None else None,
+        checkpoint_every=cfg.checkpoint_every,
+        resume=resume,
+    )
+    seconds = time.perf_counter() - start
+    kge_model.eval()
+
+    metrics = None
+    if evaluate:
+        from kgreason.evaluation import RankBasedEvaluator
+
+        evaluator = RankBasedEvaluator(
+            ds.all_triples(), num_entities=ds.num_entities, batch_size=cfg.eval_batch_size, device=cfg.device
+        )
+        with torch.no_grad():
+            metrics = evaluator.evaluate(kge_model, ds.test, sides=("head", "tail"))
+    if run_dir is not None:
+        from kgreason.models import save_model
+
+        save_model(kge_model, run_dir)  # type: ignore[arg-type]
+        metric_key = f"{cfg.eval_split}.{cfg.early_stopping_metric}"
+        write_losses_csv(training_loop.history, run_dir / "losses.csv", metric_keys=[metric_key])
+        _plot(training_loop.history, run_dir / "losses.png", metric_key, cfg)
+        if metrics is not None:
+            metrics.save(run_dir / "metrics.json")
+    return PipelineResult(
+        config=cfg,
+        model=kge_model,
+        dataset=ds,
+        loop=training_loop,
+        losses=losses,
+        metrics=metrics,
+        run_dir=run_dir,
+        train_seconds=seconds,
+        stopped_early=training_loop.history.stopped_early,
+        best_epoch=early.best_epoch if early is not None else None,
+    )
+
+
+def _builtin_callbacks(
+    cfg: KGEConfig, ds: Dataset, run_dir: Path | None
+) -> tuple[list[TrainingCallback], EarlyStoppingCallback | None]:
+    callbacks: list[TrainingCallback] = []
+    if cfg.grad_clip_norm is not None:
+        callbacks.append(GradientClippingCallback(cfg.grad_clip_norm))
+    if cfg.grad_clip_value is not None:
+        callbacks.append(GradientValueClippingCallback(cfg.grad_clip_value))
+    if cfg.eval_every:
+        from kgreason.evaluation import RankBasedEvaluator
+
+        evaluator = RankBasedEvaluator(
+            ds.all_triples(), num_entities=ds.num_entities, batch_size=cfg.eval_batch_size, device=cfg.device
+        )
+        callbacks.append(
+            EvaluationCallback(
+                evaluator, ds.split(cfg.eval_split), split=cfg.eval_split, every=cfg.eval_every
+            )
+        )
+    early = None
+    if cfg.early_stopping:
+        early = EarlyStoppingCallback(
+            metric=f"{cfg.eval_split}.{cfg.early_stopping_metric}",
+            patience=cfg.patience,
+            delta=cfg.early_stopping_delta,
+            relative=cfg.early_stopping_relative,
+            best_path=run_dir / CHECKPOINT_DIR / BEST_WEIGHTS_FILE if run_dir is not None else None,
+        )
+        callbacks.append(early)
+    trackers: list[Any] = []
+    for name in cfg.trackers:
+        key = name.lower()
+        if key in ("csv", "jsonl", "json", "tensorboard") and run_dir is None:
+            continue  # file trackers need a run directory
+        if key == "csv":
+            from kgreason.training.trackers import CSVTracker
+
+            trackers.append(CSVTracker(run_dir / "history.csv"))  # type: ignore[operator]
+        elif key in ("jsonl", "json"):
+            from kgreason.training.trackers import JSONLTracker
+
+            trackers.append(JSONLTracker(run_dir / "history.jsonl"))  # type: ignore[operator]
+        elif key == "tensorboard":
+            from kgreason.training.trackers import TensorBoardTracker
+
+            trackers.append(TensorBoardTracker(run_dir / "tensorboard"))  # type: ignore[operator]
+        else:
+            trackers.append(name)
+    if trackers:
+        callbacks.append(TrackerCallback(trackers))
+    return callbacks, early
+
+
+def write_losses_csv(
+    history: TrainingHistory, path: str | os.PathLike[str], metric_keys: Sequence[str] = ()
+) -> Path:
+    """``epoch,loss,learning_rate,seconds[,<metric>...]`` per epoch, atomically; metric cells are empty for
+    epochs without an evaluation."""
+    path = Path(path)
+    present = [k for k in metric_keys if history.metric(k)]
+    by_key = {k: dict(history.metric(k)) for k in present}
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(",".join(["epoch", "loss", "learning_rate", "seconds", *present]) + "\n")
+        for i, loss in enumerate(history.losses):
+            epoch = i + 1
+            row = [str(epoch), repr(loss), repr(history.learning_rates[i]), f"{history.seconds[i]:.4f}"]
+            row += [repr(by_key[k][epoch]) if epoch in by_key[k] else "" for k in present]
+            fh.write(",".join(row) + "\n")
+    return path
+
+
+def _plot(history: TrainingHistory, path: Path, metric_key: str, cfg: KGEConfig) -> None:
+    from kgreason.training.plotting import plot_losses
+
+    try:
+        plot_losses(
+            history.losses,
+            path,
+            metric=history.metric(metric_key) or None,
+            metric_name=metric_key,
+            title=f"{cfg.model} on {cfg.dataset} ({cfg.loop})",
+        )
+    except ImportError:  # matplotlib is an optional extra
+        pass
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    split: str = "test",
+    data_dir: str | os.PathLike[str] | None = None,
+    dataset: Dataset | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    sides: Sequence[str] = ("head", "tail"),
+) -> EvaluationResult:
+    """Re-evaluate the model saved in ``run_dir`` on ``split`` (filtered with train + valid + test).
+
+    The dataset is the run's (``config.json``), loaded from ``data_dir`` (default: the run's ``data_dir``, then
+    ``$KGREASON_DATA_DIR``), or ``dataset`` when given; its vocabularies must equal the run's.
+    """
+    from kgreason.evaluation import RankBasedEvaluator
+    from kgreason.models import load_model
+
+    run_dir = Path(run_dir)
+    raw = load_config_dict(run_dir / CONFIG_FILE)
+    cfg = config_from_dict(KGEConfig, raw)
+    ds = (
+        dataset
+        if dataset is not None
+        else _load_dataset(cfg.dataset, str(data_dir) if data_dir else cfg.data_dir)
+    )
+    ds.check_vocabularies(run_dir)
+    dev = resolve_device(device)
+    model = load_model(run_dir, map_location=dev)
+    model.eval()
+    evaluator = RankBasedEvaluator(
+        ds.all_triples(), num_entities=ds.num_entities, batch_size=batch_size, device=dev
+    )
+    with torch.no_grad():
+        return evaluator.evaluate(model, ds.split(split), sides=tuple(sides))
