@@ -11,7 +11,7 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
 install: $(VENV)/bin/python
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) -e '.[plot]'
 
 install-test: $(VENV)/bin/python
 	$(PIP_INSTALL) -e '.[test]'

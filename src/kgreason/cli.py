@@ -26,17 +26,39 @@ def _fail(message: str) -> None:
 def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every ``kgreason train ...`` command shares."""
     options = [
-        click.option("--dataset", "dataset", required=False, help="Dataset name (see `kgreason datasets list`) or folder."),
-        click.option("--output-dir", "output_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-                     help="Run directory (config, vocabularies, checkpoints, metrics)."),
-        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="JSON config file; command-line flags override it."),
+        click.option(
+            "--dataset",
+            "dataset",
+            required=False,
+            help="Dataset name (see `kgreason datasets list`) or folder.",
+        ),
+        click.option(
+            "--output-dir",
+            "output_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            required=True,
+            help="Run directory (config, vocabularies, checkpoints, metrics).",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="JSON config file; command-line flags override it.",
+        ),
         click.option("--epochs", type=int, help="Number of training epochs."),
         click.option("--batch-size", "batch_size", type=int, help="Training batch size."),
         click.option("--seed", type=int, help="Random seed (runs are deterministic on CPU)."),
-        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), help="Device (default: cuda if available)."),
-        click.option("--data-dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Folder of datasets (default: $KGREASON_DATA_DIR, then the user cache)."),
+        click.option(
+            "--device",
+            type=click.Choice(["cpu", "cuda", "auto"]),
+            help="Device (default: cuda if available).",
+        ),
+        click.option(
+            "--data-dir",
+            "data_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder of datasets (default: $KGREASON_DATA_DIR, then the user cache).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -124,6 +146,86 @@ def datasets_download(name: str, cache_dir: Path | None, force: bool) -> None:
 
     path = download_dataset(name, cache_dir=cache_dir, force=force)
     click.echo(f"{name}: {path}")
+
+
+# ---- training ---------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def train() -> None:
+    """Train a model (KG embedding, RL walker)."""
+
+
+@train.command("kge")
+@training_options
+@click.option("--model", help="Model name: transe, distmult, complex, rotate, conve, tucker.")
+@click.option(
+    "--loop",
+    type=click.Choice(["slcwa", "lcwa", "symmetric-lcwa"]),
+    help="Training loop (default: the model's).",
+)
+@click.option("--target", type=click.Choice(["head", "relation", "tail"]), help="LCWA target.")
+@click.option("--loss", help="Loss: softplus, bce, margin_ranking, nssa, cross_entropy.")
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--embedding-dim", "embedding_dim", type=int, help="Embedding dimension.")
+@click.option("--num-negatives", "num_negatives", type=int, help="Negatives per positive (sLCWA).")
+@click.option("--negative-sampler", "negative_sampler", help="uniform, bernoulli, pseudo_typed.")
+@click.option(
+    "--early-stopping/--no-early-stopping", "early_stopping", default=None, help="Stop on valid MRR."
+)
+@click.option("--eval-every", "eval_every", type=int, help="Evaluate on valid every N epochs.")
+@click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
+@friendly_errors
+def train_kge(
+    config_file: Path | None,
+    output_dir: Path,
+    no_resume: bool,
+    embedding_dim: int | None,
+    loop: str | None,
+    **flags: Any,
+) -> None:
+    """Train a KG-embedding model; writes config, vocabularies, checkpoints, losses and test metrics."""
+    from kgreason.training.pipeline import pipeline
+
+    values = collect_overrides(config_file, **flags)
+    if loop is not None:
+        values["loop"] = loop.replace("-", "_")
+    if embedding_dim is not None:
+        values.setdefault("model_kwargs", {})["embedding_dim"] = embedding_dim
+    for key in ("data_dir",):
+        if isinstance(values.get(key), Path):
+            values[key] = str(values[key])
+    if not values.get("dataset"):
+        _fail("--dataset is required (here or in --config)")
+    result = pipeline(output_dir=output_dir, resume=not no_resume, **values)
+    click.echo(
+        f"trained {result.config.model} on {result.config.dataset} ({result.config.loop}) "
+        f"in {result.train_seconds:.1f} s; run directory: {output_dir}"
+    )
+    if result.metrics is not None:
+        click.echo(result.metrics.format())
+
+
+# ---- evaluation -------------------------------------------------------------------------------------------
+
+
+@cli.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
+@click.option(
+    "--save/--no-save", default=True, show_default=True, help="Write metrics_<split>.json into RUN_DIR."
+)
+@friendly_errors
+def evaluate_cmd(run_dir: Path, split: str, data_dir: Path | None, device: str | None, save: bool) -> None:
+    """Re-evaluate a saved run (filtered with train+valid+test, both sides)."""
+    from kgreason.training.pipeline import evaluate_run
+
+    result = evaluate_run(run_dir, split=split, data_dir=data_dir, device=device)
+    click.echo(result.format())
+    if save:
+        result.save(run_dir / f"metrics_{split}.json")
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"Unknown {cls.__name__} keys: {', '.join(unknown)}. Known: {', '.join(sorted(fields))}")
+        raise ValueError(
+            f"Unknown {cls.__name__} keys: {', '.join(unknown)}. Known: {', '.join(sorted(fields))}"
+        )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         ftype = fields[name].type

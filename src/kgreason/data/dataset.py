@@ -87,7 +87,8 @@ class Dataset:
 
     def triples_as_labels(self, triples: torch.Tensor) -> list[tuple[str, str, str]]:
         return [
-            (self.entities.label(h), self.relation_label(r), self.entities.label(t)) for h, r, t in triples.tolist()
+            (self.entities.label(h), self.relation_label(r), self.entities.label(t))
+            for h, r, t in triples.tolist()
         ]
 
     def save_vocabularies(self, directory: str | os.PathLike[str]) -> None:
@@ -114,7 +115,9 @@ class Dataset:
         ]
         for split, rep in self.reports.items():
             if rep.num_duplicates or rep.num_dropped_unseen:
-                parts.append(f"{split}: {rep.num_duplicates} duplicates removed, {rep.num_dropped_unseen} unseen dropped")
+                parts.append(
+                    f"{split}: {rep.num_duplicates} duplicates removed, {rep.num_dropped_unseen} unseen dropped"
+                )
         return "; ".join(parts)
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -148,7 +151,11 @@ class Dataset:
                 hi, ri, ti = ent_idx.get(h), rel_idx.get(r), ent_idx.get(t)
                 if hi is None or ri is None or ti is None:
                     if unseen == "error" or split == "train":
-                        what = [f"{k} {v!r}" for k, v, i in (("head", h, hi), ("relation", r, ri), ("tail", t, ti)) if i is None]
+                        what = [
+                            f"{k} {v!r}"
+                            for k, v, i in (("head", h, hi), ("relation", r, ri), ("tail", t, ti))
+                            if i is None
+                        ]
                         raise TripleFileError(
                             f"{labeled.path}, line {line}: {' and '.join(what)} not seen in the training split "
                             "(use unseen='drop' to drop such triples)"
@@ -178,7 +185,9 @@ class Dataset:
         if not path.is_dir():
             raise TripleFileError(f"{path}: dataset directory not found")
         splits = {s: read_triples(path / f"{s}{suffix}", column_order=column_order) for s in SPLITS}
-        ds = cls.from_labeled(name or path.name, splits["train"], splits["valid"], splits["test"], unseen=unseen)
+        ds = cls.from_labeled(
+            name or path.name, splits["train"], splits["valid"], splits["test"], unseen=unseen
+        )
         corpus = path / "corpus.jsonl"
         if corpus.exists():
             ds.corpus_path = corpus

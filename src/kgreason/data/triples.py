@@ -48,7 +48,9 @@ def read_triples(
     path = Path(path)
     order = column_order.lower()
     if sorted(order) != sorted("hrt") or len(order) != 3:
-        raise ValueError(f"column_order must be a permutation of 'hrt' (e.g. 'hrt', 'htr'), got {column_order!r}")
+        raise ValueError(
+            f"column_order must be a permutation of 'hrt' (e.g. 'hrt', 'htr'), got {column_order!r}"
+        )
     pos = {c: order.index(c) for c in "hrt"}
     try:
         raw = path.read_bytes()

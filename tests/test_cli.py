@@ -1,0 +1,97 @@
+"""The command line: commands, shared options, friendly errors, run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kgreason.cli import cli
+
+
+def run(args: list[str], data_dir: Path | None = None) -> tuple[int, str]:
+    env = {"KGREASON_DATA_DIR": str(data_dir)} if data_dir else {}
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_help_lists_commands() -> None:
+    code, out = run(["--help"])
+    assert code == 0
+    for command in ("datasets", "train", "evaluate"):
+        assert command in out
+
+
+def test_train_commands_share_options() -> None:
+    code, out = run(["train", "kge", "--help"])
+    assert code == 0
+    for flag in ("--dataset", "--output-dir", "--config", "--epochs", "--batch-size", "--seed", "--device"):
+        assert flag in out
+
+
+def test_datasets_list_and_info(shared_data: Path) -> None:
+    code, out = run(["datasets", "list"], shared_data)
+    assert code == 0 and "umls" in out and "family" in out
+    code, out = run(["datasets", "info", "nations"], shared_data)
+    assert code == 0 and "14" in out and "to-many" in out
+
+
+def test_unknown_dataset_suggests(shared_data: Path) -> None:
+    code, out = run(["datasets", "info", "umsl"], shared_data)
+    assert code != 0 and "umls" in out
+
+
+def test_train_kge_writes_run_dir_then_evaluate(tmp_path: Path, shared_data: Path) -> None:
+    out_dir = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"lr": 0.01, "epochs": 50}))
+    code, out = run(
+        [
+            "train",
+            "kge",
+            "--dataset",
+            "nations",
+            "--model",
+            "distmult",
+            "--config",
+            str(cfg),
+            "--epochs",
+            "3",
+            "--output-dir",
+            str(out_dir),
+            "--seed",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        shared_data,
+    )
+    assert code == 0, out
+    saved = json.loads((out_dir / "config.json").read_text())
+    assert saved["epochs"] == 3 and saved["lr"] == 0.01 and saved["seed"] == 1  # flag > file > default
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert 0.0 < metrics["both.realistic.mrr"] <= 1.0
+    for name in ("entities.json", "relations.json", "losses.csv", "model.pt"):
+        assert (out_dir / name).exists(), name
+    code, out = run(["evaluate", str(out_dir), "--split", "test"], shared_data)
+    assert code == 0 and "both" in out
+    again = json.loads((out_dir / "metrics_test.json").read_text())
+    assert abs(again["both.realistic.mrr"] - metrics["both.realistic.mrr"]) < 1e-6
+
+
+def test_bad_config_file_names_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.json"
+    cfg.write_text('{\n "lr": 0.1,\n}')
+    code, out = run(
+        ["train", "kge", "--dataset", "nations", "--config", str(cfg), "--output-dir", str(tmp_path / "r")]
+    )
+    assert code != 0 and "bad.json, line 3" in out
+
+
+def test_unknown_model_suggests(tmp_path: Path, shared_data: Path) -> None:
+    code, out = run(
+        ["train", "kge", "--dataset", "nations", "--model", "complx", "--output-dir", str(tmp_path / "r")],
+        shared_data,
+    )
+    assert code != 0 and "complex" in out
