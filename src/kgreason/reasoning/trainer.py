@@ -1,0 +1,511 @@
+"""Training the multi-hop walker, writing its run directory, and explaining its answers.
+
+    cfg = WalkerConfig.preset("umls")
+    result = train_walker("umls", reward_model_dir="runs/umls-conve", output_dir="runs/umls-walker", config=cfg)
+    for answer in explain("runs/umls-walker", "mammal", "interacts_with", top_k=3):
+        print(answer)
+
+The loop is a :class:`~kgreason.training.loop.TrainingLoop` (epochs, checkpoints with every RNG state, resume,
+callbacks); gradient clipping, periodic validation, early stopping and path counting are its callbacks.
+
+Run directory::
+
+    config.json                  the WalkerConfig
+    entities.json relations.json vocabularies (position = id)
+    graph.pt                     the training triples of the walk graph (to rebuild it for ``explain``)
+    checkpoints/checkpoint.pt    training state (resumed automatically); checkpoints/best_weights.pt
+    model.pt model.json          the policy (best validation MRR with early stopping)
+    losses.csv losses.png        loss, mean reward, hit rate, unique paths and validation MRR per epoch
+    metrics.json                 filtered test metrics (tail side by default), ``{side}.{rank_type}.{metric}``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kgreason.config import config_diff, config_from_dict, config_to_dict, load_config_dict, save_config
+from kgreason.data.dataset import INVERSE_SUFFIX, Dataset
+from kgreason.data.graph import ActionGraph
+from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
+from kgreason.io import atomic_torch_save
+from kgreason.reasoning.analysis import PathDiversityCallback
+from kgreason.reasoning.beam_search import WalkerScorer, beam_search
+from kgreason.reasoning.config import RESUMABLE_KEYS, WalkerConfig
+from kgreason.reasoning.environment import Queries, WalkEnvironment
+from kgreason.reasoning.paths import Answer, answers_from_beam
+from kgreason.reasoning.policy import WalkerPolicy, load_policy, save_policy
+from kgreason.reasoning.reinforce import MovingAverageBaseline, Rollout, reinforce_loss, sample_rollouts
+from kgreason.reasoning.reward import RewardShaper, shaped_reward
+from kgreason.registry import suggest
+from kgreason.training.callbacks import (
+    EarlyStoppingCallback,
+    EvaluationCallback,
+    GradientClippingCallback,
+    TrainingCallback,
+)
+from kgreason.training.loop import CheckpointMismatchError, TrainingLoop
+from kgreason.training.utils import resolve_device, set_seed
+from kgreason.typing import LongTensor
+
+__all__ = [
+    "GRAPH_FILE",
+    "LoadedWalker",
+    "RewardStatsCallback",
+    "WalkerResult",
+    "WalkerTrainingLoop",
+    "build_environment",
+    "explain",
+    "load_walker",
+    "train_walker",
+]
+
+CONFIG_FILE = "config.json"
+GRAPH_FILE = "graph.pt"
+CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS_FILE = "best_weights.pt"
+
+
+class WalkerTrainingLoop(TrainingLoop):
+    """REINFORCE training of a :class:`WalkerPolicy` on the queries of ``triples``.
+
+    A batch is ``LongTensor[b, 3]`` of training triples ``(e_s, r_q, e_o)``; its loss is eq. 6 (with entropy
+    bonus and optional baseline) over ``config.num_rollouts`` walks per query, sampled with action dropout.
+    After each batch ``self.last_rollout`` and ``self.last_rewards`` hold what was sampled (for callbacks).
+
+    Args:
+        policy: the policy to train.
+        env: the walk environment (graph built from the training triples only).
+        triples: ``LongTensor[n, 3]`` training queries with answers.
+        config: the run's :class:`WalkerConfig` (schedules, rollouts, batch size, optimiser settings).
+        reward_shaper: frozen KGE for eq. 7; ``None``: binary reward.
+        callbacks: training callbacks.
+        device: overrides ``config.device``.
+    """
+
+    resumable_keys = RESUMABLE_KEYS
+
+    def __init__(
+        self,
+        policy: WalkerPolicy,
+        env: WalkEnvironment,
+        triples: LongTensor,
+        config: WalkerConfig,
+        reward_shaper: RewardShaper | None = None,
+        callbacks: TrainingCallback | Sequence[TrainingCallback] | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__(
+            policy,
+            optimizer="adam",
+            lr=config.lr,
+            device=device if device is not None else config.device,
+            seed=config.seed,
+            callbacks=callbacks,
+            config=config_to_dict(config),
+        )
+        self.walker_config = config
+        self.env = env
+        self.triples = triples.to(self.device)
+        self.reward_shaper = reward_shaper.to(self.device) if reward_shaper is not None else None
+        self.baseline = MovingAverageBaseline(config.baseline_decay) if config.baseline == "moving_average" else None
+        self.last_rollout: Rollout | None = None
+        self.last_rewards: torch.Tensor | None = None
+
+    @property
+    def policy(self) -> WalkerPolicy:
+        return self.model  # type: ignore[return-value]
+
+    def batches(self, epoch: int) -> Iterator[LongTensor]:
+        n, bs = self.triples.shape[0], self.walker_config.batch_size
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
+        for start in range(0, n, bs):
+            yield self.triples[perm[start : start + bs]]
+
+    def batch_loss(self, batch: LongTensor) -> torch.Tensor:
+        cfg = self.walker_config
+        epoch = self.epoch + 1
+        episode = self.env.start(Queries.from_triples(batch), training=True)
+        rollout = sample_rollouts(
+            self.policy,
+            episode,
+            cfg.num_rollouts,
+            action_dropout=cfg.action_dropout_at(epoch),
+            epsilon=cfg.action_dropout_epsilon,
+            generator=self.generator,
+        )
+        rewards = shaped_reward(episode.queries, rollout.final_entities, cfg.num_rollouts, self.reward_shaper)
+        baseline = self.baseline.value if self.baseline is not None else 0.0
+        loss = reinforce_loss(
+            rollout.log_probs,
+            rollout.entropy,
+            rewards,
+            baseline=baseline,
+            entropy_weight=cfg.entropy_weight_at(epoch),
+            normalize_advantage=cfg.normalize_advantage,
+        )
+        if self.baseline is not None:
+            self.baseline.update(rewards)
+        self.last_rollout = rollout
+        self.last_rewards = rewards.detach()
+        return loss
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.state_dict() if self.baseline is not None else None}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        if self.baseline is not None and state.get("baseline"):
+            self.baseline.load_state_dict(state["baseline"])
+
+
+class RewardStatsCallback(TrainingCallback):
+    """Records ``train.mean_reward`` and ``train.hit_rate`` (walks ending at the training answer) per epoch."""
+
+    def __init__(self) -> None:
+        self._reward = 0.0
+        self._hits = 0.0
+        self._count = 0
+
+    def post_batch(self, epoch: int, batch: Any, **kwargs: Any) -> None:
+        loop = self.loop
+        rollout, rewards = getattr(loop, "last_rollout", None), getattr(loop, "last_rewards", None)
+        if rollout is None or rewards is None:
+            return
+        self._reward += float(rewards.sum())
+        self._hits += float(rollout.hits().sum())
+        self._count += int(rewards.numel())
+
+    def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+        n = max(self._count, 1)
+        self.loop.record_metrics(epoch, {"train.mean_reward": self._reward / n, "train.hit_rate": self._hits / n})
+        self._reward, self._hits, self._count = 0.0, 0.0, 0
+
+
+@dataclass
+class WalkerResult:
+    """What :func:`train_walker` returns."""
+
+    config: WalkerConfig
+    dataset: Dataset
+    policy: WalkerPolicy
+    env: WalkEnvironment
+    loop: WalkerTrainingLoop
+    losses: list[float]
+    metrics: Any  # EvaluationResult of the test split, or None
+    run_dir: Path | None
+    train_seconds: float
+    best_epoch: int | None
+    unique_paths: list[tuple[int, int]]
+
+    def scorer(self, beam_size: int | None = None) -> WalkerScorer:
+        """A :class:`WalkerScorer` over the trained policy."""
+        return WalkerScorer(
+            self.policy, self.env, beam_size or self.config.beam_size, batch_size=self.config.eval_batch_size
+        )
+
+
+def _load_dataset(dataset: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    from kgreason.data.registry import load_dataset
+
+    return load_dataset(str(dataset), data_dir=data_dir)
+
+
+def build_environment(dataset: Dataset, config: WalkerConfig, device: torch.device | str) -> WalkEnvironment:
+    """The walk graph of ``dataset.train`` (valid/test links excluded, fan-out capped) and its environment."""
+    graph = ActionGraph.from_dataset(dataset, max_actions=config.max_actions, device=device)
+    return WalkEnvironment(graph, config.num_steps)
+
+
+def _training_queries(graph: ActionGraph, config: WalkerConfig) -> LongTensor:
+    triples = graph.triples
+    if config.train_inverse_queries:
+        R = graph.num_relations
+        inv = torch.stack([triples[:, 2], triples[:, 1] + R, triples[:, 0]], dim=1)
+        triples = torch.cat([triples, inv])
+    return triples
+
+
+def _check_run_dir(run_dir: Path, config: WalkerConfig, dataset: Dataset) -> None:
+    cfg_path = run_dir / CONFIG_FILE
+    if cfg_path.exists():
+        diff = config_diff(load_config_dict(cfg_path), config_to_dict(config))
+        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in RESUMABLE_KEYS]
+        if diff:
+            raise CheckpointMismatchError(cfg_path, diff)
+    if (run_dir / "entities.json").exists():
+        dataset.check_vocabularies(run_dir)
+
+
+def _eval_metric_key(config: WalkerConfig) -> str:
+    side = "both" if len(set(config.eval_sides)) == 2 else config.eval_sides[0]
+    return f"{config.eval_split}.{side}.realistic.mrr"
+
+
+def train_walker(
+    dataset: str | os.PathLike[str] | Dataset,
+    reward_model_dir: str | os.PathLike[str] | None,
+    output_dir: str | os.PathLike[str] | None,
+    config: WalkerConfig | None = None,
+    *,
+    callbacks: Sequence[TrainingCallback] | None = None,
+    resume: bool = True,
+    evaluate: bool = True,
+) -> WalkerResult:
+    """Train the walker of Lin et al. (2018) and evaluate it on the test split.
+
+    Args:
+        dataset: a :class:`Dataset`, a dataset name or a folder.
+        reward_model_dir: a kgreason KGE run directory (any registered model) for reward shaping; ignored
+            (may be ``None``) when ``config.reward_shaping`` is off.
+        output_dir: the run directory (see the module docstring); ``None`` keeps everything in memory.
+        config: the :class:`WalkerConfig` (default: the dataset's preset when there is one, else defaults).
+        callbacks: extra training callbacks.
+        resume: continue from ``output_dir/checkpoints/checkpoint.pt`` when present (config must match).
+        evaluate: evaluate on the test split at the end (``metrics.json``).
+
+    Returns:
+        :class:`WalkerResult`.
+    """
+    if config is None:
+        from kgreason.reasoning.config import PRESETS
+
+        name = dataset.name if isinstance(dataset, Dataset) else Path(str(dataset)).name
+        config = WalkerConfig.preset(name) if name in PRESETS else WalkerConfig(dataset=name)
+    cfg = dataclasses.replace(config)
+    cfg.dataset = dataset.name if isinstance(dataset, Dataset) else str(dataset)
+    cfg.reward_model_dir = str(reward_model_dir) if reward_model_dir is not None else None
+    if cfg.reward_shaping and cfg.reward_model_dir is None:
+        raise ValueError(
+            "reward shaping needs reward_model_dir (a trained KGE run directory); "
+            "pass one, or set reward_shaping=False (binary reward, e.g. ablation '-rs' or 'minerva')"
+        )
+    device = resolve_device(cfg.device)
+    cfg.device = str(device)
+    ds = _load_dataset(dataset, cfg.data_dir)
+
+    run_dir = Path(output_dir) if output_dir is not None else None
+    if run_dir is not None:
+        if resume:
+            _check_run_dir(run_dir, cfg, ds)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / CONFIG_FILE)
+        ds.save_vocabularies(run_dir)
+
+    set_seed(cfg.seed)
+    env = build_environment(ds, cfg, device)
+    graph = env.graph
+    if run_dir is not None:
+        atomic_torch_save(
+            {
+                "triples": graph.triples.cpu(),
+                "num_entities": graph.num_entities,
+                "num_relations": graph.num_relations,
+                "max_actions": graph.max_actions,
+            },
+            run_dir / GRAPH_FILE,
+        )
+    shaper = None
+    if cfg.reward_shaping:
+        assert cfg.reward_model_dir is not None
+        rm_dir = Path(cfg.reward_model_dir)
+        if (rm_dir / "entities.json").exists():
+            ds.check_vocabularies(rm_dir)
+        shaper = RewardShaper.from_run_dir(rm_dir, num_relations=ds.num_relations, device=device)
+
+    policy = WalkerPolicy(
+        ds.num_entities,
+        ds.num_relations,
+        embedding_dim=cfg.embedding_dim,
+        history_dim=cfg.history_dim,
+        history_layers=cfg.history_layers,
+        embedding_dropout=cfg.embedding_dropout,
+        ff_dropout=cfg.ff_dropout,
+        entity_scoring=cfg.entity_scoring,  # type: ignore[arg-type]
+    )
+
+    def make_scorer() -> WalkerScorer:
+        return WalkerScorer(policy, env, cfg.beam_size, batch_size=cfg.eval_batch_size)
+
+    builtin: list[TrainingCallback] = [RewardStatsCallback()]
+    diversity = PathDiversityCallback() if cfg.track_paths else None
+    if diversity is not None:
+        builtin.append(diversity)
+    if cfg.grad_clip_norm is not None:
+        builtin.append(GradientClippingCallback(cfg.grad_clip_norm))
+    early: EarlyStoppingCallback | None = None
+    metric_key = _eval_metric_key(cfg)
+    if cfg.eval_every:
+        from kgreason.evaluation import RankBasedEvaluator
+
+        evaluator = RankBasedEvaluator(
+            ds.all_triples(), num_entities=ds.num_entities, batch_size=cfg.eval_batch_size, device=device
+        )
+        builtin.append(
+            EvaluationCallback(
+                evaluator, ds.split(cfg.eval_split), scorer=make_scorer, split=cfg.eval_split,
+                every=cfg.eval_every, sides=tuple(cfg.eval_sides),
+            )
+        )
+        if cfg.early_stopping:
+            early = EarlyStoppingCallback(
+                metric=metric_key,
+                patience=cfg.patience,
+                best_path=run_dir / CHECKPOINT_DIR / BEST_WEIGHTS_FILE if run_dir is not None else None,
+            )
+            builtin.append(early)
+
+    loop = WalkerTrainingLoop(
+        policy, env, _training_queries(graph, cfg), cfg, reward_shaper=shaper,
+        callbacks=[*builtin, *(callbacks or [])], device=device,
+    )
+    start = time.perf_counter()
+    losses = loop.train(
+        cfg.epochs,
+        checkpoint_dir=run_dir / CHECKPOINT_DIR if run_dir is not None else None,
+        checkpoint_every=cfg.checkpoint_every,
+        resume=resume,
+    )
+    seconds = time.perf_counter() - start
+    policy.eval()
+
+    metrics = None
+    if evaluate:
+        from kgreason.evaluation import RankBasedEvaluator
+
+        evaluator = RankBasedEvaluator(
+            ds.all_triples(), num_entities=ds.num_entities, batch_size=cfg.eval_batch_size, device=device
+        )
+        metrics = evaluator.evaluate(make_scorer(), ds.test, sides=tuple(cfg.eval_sides))
+    if run_dir is not None:
+        from kgreason.training.pipeline import write_losses_csv
+
+        save_policy(policy, run_dir)
+        keys = [metric_key, "train.mean_reward", "train.hit_rate", "train.unique_paths"]
+        write_losses_csv(loop.history, run_dir / "losses.csv", metric_keys=keys)
+        _plot(loop, run_dir / "losses.png", metric_key, cfg)
+        if metrics is not None:
+            metrics.save(run_dir)
+    return WalkerResult(
+        config=cfg,
+        dataset=ds,
+        policy=policy,
+        env=env,
+        loop=loop,
+        losses=losses,
+        metrics=metrics,
+        run_dir=run_dir,
+        train_seconds=seconds,
+        best_epoch=early.best_epoch if early is not None else None,
+        unique_paths=list(diversity.counts) if diversity is not None else [],
+    )
+
+
+def _plot(loop: WalkerTrainingLoop, path: Path, metric_key: str, cfg: WalkerConfig) -> None:
+    try:
+        from kgreason.training.plotting import plot_losses
+
+        plot_losses(
+            loop.history.losses, path, metric=loop.history.metric(metric_key) or None, metric_name=metric_key,
+            title=f"walker on {cfg.dataset}",
+        )
+    except ImportError:  # matplotlib is optional
+        pass
+
+
+# ---- using a trained walker --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedWalker:
+    """A trained walker read back from its run directory."""
+
+    config: WalkerConfig
+    policy: WalkerPolicy
+    env: WalkEnvironment
+    entities: Vocabulary
+    relations: Vocabulary
+
+    def relation_id(self, label: str) -> int:
+        """Id of a relation label; ``label_inv`` is the inverse relation. Unknown labels raise
+        :class:`UnknownLabelError` suggesting close matches."""
+        R = len(self.relations)
+        if label not in self.relations and label.endswith(INVERSE_SUFFIX):
+            base = label[: -len(INVERSE_SUFFIX)]
+            if base in self.relations:
+                return self.relations.id(base) + R
+        try:
+            return self.relations.id(label)
+        except UnknownLabelError:
+            choices = [*self.relations.labels, *(x + INVERSE_SUFFIX for x in self.relations.labels)]
+            close = suggest(label, choices)
+            hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownLabelError(f"Unknown relation {label!r}.{hint}") from None
+
+    def relation_label(self, relation_id: int) -> str:
+        R = len(self.relations)
+        if relation_id == 2 * R:
+            return "NO_OP"
+        if relation_id >= R:
+            return self.relations.label(relation_id - R) + INVERSE_SUFFIX
+        return self.relations.label(relation_id)
+
+
+def load_walker(run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> LoadedWalker:
+    """Read the config, vocabularies, graph and policy of a walker run directory."""
+    run_dir = Path(run_dir)
+    cfg = config_from_dict(WalkerConfig, load_config_dict(run_dir / CONFIG_FILE))
+    dev = resolve_device(device if device is not None else "cpu")
+    entities = Vocabulary.load(run_dir / "entities.json", kind="entity")
+    relations = Vocabulary.load(run_dir / "relations.json", kind="relation")
+    saved = torch.load(run_dir / GRAPH_FILE, map_location="cpu", weights_only=True)
+    graph = ActionGraph.from_triples(
+        saved["triples"], int(saved["num_entities"]), int(saved["num_relations"]),
+        max_actions=saved["max_actions"], device=dev,
+    )
+    policy = load_policy(run_dir, map_location=dev)
+    return LoadedWalker(cfg, policy, WalkEnvironment(graph, cfg.num_steps), entities, relations)
+
+
+def explain(
+    run_dir: str | os.PathLike[str] | LoadedWalker,
+    head: str,
+    relation: str,
+    top_k: int = 10,
+    *,
+    beam_size: int | None = None,
+    paths_per_answer: int = 3,
+    device: str | torch.device | None = None,
+) -> list[Answer]:
+    """The ``top_k`` answers of ``(head, relation, ?)`` with their best reasoning paths, as readable text.
+
+    ``head`` and ``relation`` are labels (``relation + "_inv"`` asks the inverse question); unknown labels raise
+    :class:`~kgreason.data.vocabulary.UnknownLabelError` suggesting close matches. Each :class:`Answer` has its
+    ``label``, ``score`` (log-probability of its best path) and ``paths`` with ``text`` such as
+    ``Hawaii --located_in--> U.S.`` (inverse edges drawn ``<--r--``).
+    """
+    walker = run_dir if isinstance(run_dir, LoadedWalker) else load_walker(run_dir, device=device)
+    h = walker.entities.id(head)
+    r = walker.relation_id(relation)
+    dev = walker.env.device
+    walker.policy.eval()
+    result = beam_search(
+        walker.policy,
+        walker.env,
+        Queries(torch.tensor([h], device=dev), torch.tensor([r], device=dev)),
+        beam_size or walker.config.beam_size,
+        return_trace=True,
+    )
+    return answers_from_beam(
+        result, 0, top_k, paths_per_answer,
+        entity_label=walker.entities.label, relation_label=walker.relations.label,
+        num_relations=len(walker.relations),
+    )
