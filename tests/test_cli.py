@@ -95,3 +95,75 @@ def test_unknown_model_suggests(tmp_path: Path, shared_data: Path) -> None:
         shared_data,
     )
     assert code != 0 and "complex" in out
+
+
+def test_train_walker_and_explain(tmp_path: Path, shared_data: Path) -> None:
+    kge = tmp_path / "kge"
+    code, out = run(
+        [
+            "train",
+            "kge",
+            "--dataset",
+            "nations",
+            "--model",
+            "distmult",
+            "--epochs",
+            "2",
+            "--output-dir",
+            str(kge),
+        ],
+        shared_data,
+    )
+    assert code == 0, out
+    cfg = tmp_path / "walker.json"
+    small = {
+        "embedding_dim": 16,
+        "history_dim": 16,
+        "history_layers": 1,
+        "num_rollouts": 2,
+        "beam_size": 8,
+        "num_steps": 2,
+        "eval_every": 1,
+        "eval_batch_size": 64,
+    }
+    cfg.write_text(json.dumps(small))
+    walker = tmp_path / "walker"
+    code, out = run(
+        [
+            "train",
+            "walker",
+            "--dataset",
+            "nations",
+            "--reward-model",
+            str(kge),
+            "--config",
+            str(cfg),
+            "--epochs",
+            "1",
+            "--action-dropout",
+            "0.1",
+            "--output-dir",
+            str(walker),
+        ],
+        shared_data,
+    )
+    assert code == 0, out
+    saved = json.loads((walker / "config.json").read_text())
+    assert saved["action_dropout"] == 0.1 and saved["reward_shaping"] is True and saved["embedding_dim"] == 16
+    assert "tail.realistic.mrr" in json.loads((walker / "metrics.json").read_text())
+    entities = json.loads((walker / "entities.json").read_text())
+    relations = json.loads((walker / "relations.json").read_text())
+    code, out = run(["explain", str(walker), "--head", entities[0], "--relation", relations[0], "--top", "2"])
+    assert code == 0, out
+    assert out.startswith(f"({entities[0]}, {relations[0]}, ?)") and "1. " in out and "--" in out
+    code, out = run(["explain", str(walker), "--head", entities[0], "--relation", relations[0], "--json"])
+    assert code == 0 and json.loads(out)["answers"]
+    code, out = run(["explain", str(walker), "--head", entities[0] + "x", "--relation", relations[0]])
+    assert code != 0 and "Did you mean" in out and entities[0] in out
+
+
+def test_walker_needs_reward_model_or_flag(tmp_path: Path, shared_data: Path) -> None:
+    code, out = run(
+        ["train", "walker", "--dataset", "nations", "--output-dir", str(tmp_path / "w")], shared_data
+    )
+    assert code != 0 and "--reward-model" in out

@@ -206,6 +206,98 @@ def train_kge(
         click.echo(result.metrics.format())
 
 
+def walker_config(values: dict[str, Any], ablation: str | None) -> Any:
+    """A :class:`WalkerConfig`: the dataset's preset (if any), the ablation, then ``values`` on top."""
+    from kgreason.config import config_from_dict, config_to_dict
+    from kgreason.reasoning.config import WalkerConfig, is_preset
+
+    dataset = str(values.get("dataset", ""))
+    base = WalkerConfig.preset(dataset) if is_preset(dataset) else WalkerConfig(dataset=dataset)
+    if ablation:
+        base = base.with_ablation(ablation)
+    merged = {**config_to_dict(base), **values}
+    return config_from_dict(WalkerConfig, merged)
+
+
+@train.command("walker")
+@training_options
+@click.option(
+    "--reward-model",
+    "reward_model_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="KGE run directory (kgreason train kge) used for reward shaping.",
+)
+@click.option(
+    "--no-reward-shaping", "no_reward_shaping", is_flag=True, help="Binary reward (the -RS ablation)."
+)
+@click.option("--action-dropout", "action_dropout", type=float, help="Action dropout rate alpha (0 = off).")
+@click.option(
+    "--ablation", type=click.Choice(["full", "-rs", "-ad", "minerva"]), help="Apply a paper ablation."
+)
+@click.option("--num-steps", "num_steps", type=int, help="Path length T.")
+@click.option("--num-rollouts", "num_rollouts", type=int, help="Rollouts per training query.")
+@click.option("--beam-size", "beam_size", type=int, help="Beam size for decoding.")
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
+@friendly_errors
+def train_walker_cmd(
+    config_file: Path | None,
+    output_dir: Path,
+    no_resume: bool,
+    no_reward_shaping: bool,
+    ablation: str | None,
+    **flags: Any,
+) -> None:
+    """Train the RL walker (Lin et al. 2018) with reward shaping by a KGE run and action dropout."""
+    from kgreason.reasoning import train_walker
+
+    values = collect_overrides(config_file, **flags)
+    if no_reward_shaping:
+        values["reward_shaping"] = False
+    for key in ("data_dir", "reward_model_dir"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    if not values.get("dataset"):
+        _fail("--dataset is required (here or in --config)")
+    cfg = walker_config(values, ablation)
+    if cfg.reward_shaping and not cfg.reward_model_dir:
+        _fail("reward shaping needs --reward-model KGE_RUN_DIR (or pass --no-reward-shaping)")
+    result = train_walker(cfg.dataset, cfg.reward_model_dir, output_dir, cfg, resume=not no_resume)
+    click.echo(
+        f"trained the walker on {cfg.dataset} in {result.train_seconds:.1f} s; run directory: {output_dir}"
+    )
+    if result.metrics is not None:
+        click.echo(result.metrics.format())
+
+
+@cli.command("explain")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--head", required=True, help="Query entity label.")
+@click.option(
+    "--relation", required=True, help="Query relation label (append _inv for the inverse question)."
+)
+@click.option("--top", "top_k", type=int, default=5, show_default=True, help="Number of answers.")
+@click.option("--paths", "paths_per_answer", type=int, default=3, show_default=True, help="Paths per answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@friendly_errors
+def explain_cmd(
+    run_dir: Path, head: str, relation: str, top_k: int, paths_per_answer: int, as_json: bool
+) -> None:
+    """Answer (HEAD, RELATION, ?) with a trained walker and show the reasoning path behind each answer."""
+    import dataclasses
+
+    from kgreason.reasoning import explain
+
+    answers = explain(run_dir, head, relation, top_k=top_k, paths_per_answer=paths_per_answer)
+    if as_json:
+        payload = [{**dataclasses.asdict(a), "probability": a.probability} for a in answers]
+        click.echo(json.dumps({"head": head, "relation": relation, "answers": payload}, indent=2))
+        return
+    click.echo(f"({head}, {relation}, ?)")
+    for rank, answer in enumerate(answers, start=1):
+        click.echo(f"{rank}. {answer}")
+
+
 # ---- evaluation -------------------------------------------------------------------------------------------
 
 
