@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from kgreason.distributed.context import all_gather_objects, all_reduce, get_context
+from kgreason.distributed.sampler import shard_bounds
 from kgreason.evaluation.metrics import ALL_SIDES, HITS_AT, SIDES, metrics_from_ranks
 from kgreason.evaluation.ranks import RANK_TYPES, FilterIndex, Side, _check_triples, compute_ranks
 from kgreason.io import atomic_torch_save, read_json, write_json
@@ -137,6 +139,12 @@ def _result_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return path / METRICS_FILE, path / RANKS_FILE
 
 
+def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat`` of the non-empty ``parts`` (an empty shard may carry another dtype)."""
+    full = [p for p in parts if p.numel()]
+    return torch.cat(full) if full else parts[0]
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -159,6 +167,13 @@ class RankBasedEvaluator:
             size is kept for later calls).
         device: where queries are sent to the scorer; ``None`` uses the scorer's own device (its
             ``device`` attribute or its first parameter), else the triples' device.
+        distributed: shard the queries over the ranks of a ``torchrun`` run and gather the ranks (every rank
+            must then call :meth:`evaluate` with the same triples). ``None``: whenever a process group of more
+            than one rank is running; ``False``: never (each rank evaluates everything).
+
+    Sharded evaluation gives exactly the single-process numbers: each rank scores whole batches of
+    ``batch_size`` queries (the same batches a single process scores, so the same scores), the per-query ranks
+    are gathered in the original order, and the metrics are computed from all of them on every rank.
     """
 
     def __init__(
@@ -167,9 +182,11 @@ class RankBasedEvaluator:
         num_entities: int | None = None,
         batch_size: int = 1024,
         device: torch.device | str | None = None,
+        distributed: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.distributed = distributed
         self.num_entities = None if num_entities is None else int(num_entities)
         self.batch_size = int(batch_size)
         self.device = None if device is None else torch.device(device)
@@ -222,6 +239,13 @@ class RankBasedEvaluator:
         min_width = int(triples[:, [0, 2]].max()) + 1 if len(triples) else 0
         device = self._device_for(scorer, triples)
         triples_dev = triples.to(device)
+        ctx = get_context()
+        sharded = ctx.is_distributed and self.distributed is not False
+        if sharded:
+            # whole batches per rank, cut at the same batch size everywhere (a rank may have halved its own)
+            self.batch_size = int(all_reduce([self.batch_size], op="min")[0])
+            first, stop = shard_bounds(-(-len(triples) // self.batch_size), ctx.rank, ctx.world_size)
+            triples_dev = triples_dev[first * self.batch_size : stop * self.batch_size]
 
         was_training = isinstance(scorer, nn.Module) and scorer.training
         if isinstance(scorer, nn.Module):
@@ -229,7 +253,10 @@ class RankBasedEvaluator:
         try:
             with torch.no_grad():
                 with tqdm(
-                    total=len(triples) * len(sides), disable=not progress, unit="query", desc="evaluate"
+                    total=len(triples_dev) * len(sides),
+                    disable=not progress or not ctx.is_main,
+                    unit="query",
+                    desc="evaluate",
                 ) as bar:
                     per_side = {
                         side: self._evaluate_side(scorer, triples_dev, side, bar, min_width) for side in sides
@@ -237,6 +264,11 @@ class RankBasedEvaluator:
         finally:
             if isinstance(scorer, nn.Module) and was_training:
                 scorer.train()
+        if sharded:
+            shards = all_gather_objects(per_side)  # rank order = query order
+            per_side = {
+                side: {k: _concat([s[side][k] for s in shards]) for k in per_side[side]} for side in sides
+            }
 
         ranks = {side: {rt: per_side[side][rt] for rt in RANK_TYPES} for side in sides}
         num_candidates = {side: per_side[side]["num_candidates"] for side in sides}

@@ -17,6 +17,13 @@ Every callback has ``self.loop`` (the loop it is attached to, with all its attri
 A callback stops training by setting ``self.loop.stop_training = True`` (effective at the end of the epoch).
 Callbacks with state implement ``state_dict`` / ``load_state_dict``; it is saved in checkpoints.
 
+Distributed runs (docs/distributed.md): callbacks run on every rank, where they see identical parameters,
+gradients (after DDP's all-reduce), losses and metrics, so gradient clipping, evaluation (sharded) and early
+stopping decide alike; rank 0's ``stop_training`` is then broadcast. A callback whose hooks only have side
+effects (files, trackers, printing) sets ``main_process_only = True`` and runs on rank 0 alone
+(:class:`TrackerCallback`, :class:`CheckpointCallback`); :class:`EarlyStoppingCallback` writes ``best_path``
+from rank 0 only.
+
 The two examples of the PyKEEN documentation work as written::
 
     from kgreason.training.callbacks import TrainingCallback
@@ -31,10 +38,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from kgreason.distributed.context import is_main_process
 from kgreason.training.stoppers import EarlyStopper, larger_is_better_for
 from kgreason.training.trackers import ResultTracker, make_tracker
 from kgreason.training.utils import clip_grad_norm_, clip_grad_value_
@@ -61,6 +69,9 @@ class TrainingCallback:
     """Base class of callbacks: every hook is a no-op. Subclasses need not call ``super().__init__()``."""
 
     _loop: TrainingLoop | None = None
+    #: in a distributed run, call this callback's hooks on rank 0 only (for callbacks with side effects only:
+    #: one that changes the model, the gradients or ``stop_training`` must run on every rank)
+    main_process_only: ClassVar[bool] = False
 
     def register_loop(self, loop: TrainingLoop) -> None:
         """Attach to ``loop`` (done by the loop itself)."""
@@ -143,44 +154,50 @@ class MultiTrainingCallback(TrainingCallback):
         for cb in self.callbacks:
             cb.register_loop(loop)
 
+    def _active(self) -> list[TrainingCallback]:
+        """The callbacks to call on this rank (``main_process_only`` ones on rank 0 only)."""
+        if is_main_process():
+            return self.callbacks
+        return [cb for cb in self.callbacks if not cb.main_process_only]
+
     def on_train_start(self, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.on_train_start(**kwargs)
 
     def on_epoch_start(self, epoch: int, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.on_epoch_start(epoch=epoch, **kwargs)
 
     def on_batch(self, epoch: int, batch: Any, batch_loss: float, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.on_batch(epoch=epoch, batch=batch, batch_loss=batch_loss, **kwargs)
 
     def pre_step(self, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.pre_step(**kwargs)
 
     def post_batch(self, epoch: int, batch: Any, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.post_batch(epoch=epoch, batch=batch, **kwargs)
 
     def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.post_epoch(epoch=epoch, epoch_loss=epoch_loss, **kwargs)
 
     def on_metrics(self, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.on_metrics(epoch=epoch, metrics=metrics, **kwargs)
 
     def on_epoch_end(self, epoch: int, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.on_epoch_end(epoch=epoch, **kwargs)
 
     def post_train(self, losses: list[float], **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.post_train(losses=losses, **kwargs)
 
     def on_exception(self, exc: BaseException, **kwargs: Any) -> None:
-        for cb in self.callbacks:
+        for cb in self._active():
             cb.on_exception(exc=exc, **kwargs)
 
     def state_dict(self) -> dict[str, Any]:
@@ -353,7 +370,7 @@ class EarlyStoppingCallback(TrainingCallback):
         stop = self.stopper.report(epoch, value)
         if self.stopper.improved:
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            if self.best_path is not None:
+            if self.best_path is not None and is_main_process():
                 from kgreason.io import atomic_torch_save
 
                 atomic_torch_save(self.best_state, self.best_path)
@@ -390,7 +407,10 @@ class EarlyStoppingCallback(TrainingCallback):
 
 class TrackerCallback(TrainingCallback):
     """Sends the loop's config, each epoch's ``loss`` and ``learning_rate`` and every recorded metric to
-    trackers (instances or names: ``"console"``, ``"csv"``, ``"jsonl"``, ``"tensorboard"``, ``"mlflow"``)."""
+    trackers (instances or names: ``"console"``, ``"csv"``, ``"jsonl"``, ``"tensorboard"``, ``"mlflow"``).
+    Runs on rank 0 only in a distributed run (losses and metrics are already reduced over ranks)."""
+
+    main_process_only = True
 
     def __init__(self, trackers: ResultTracker | str | Sequence[ResultTracker | str]) -> None:
         if isinstance(trackers, ResultTracker | str):
@@ -421,7 +441,10 @@ class TrackerCallback(TrainingCallback):
 class CheckpointCallback(TrainingCallback):
     """Writes extra checkpoints ``directory/checkpoint_epoch{N}.pt`` every ``every`` epochs (atomically), keeping
     the last ``keep`` of them (``None``: all). For resumable runs use ``train(checkpoint_dir=...)``, which keeps
-    one ``checkpoint.pt``; this callback is for keeping a series (e.g. to compare epochs later)."""
+    one ``checkpoint.pt``; this callback is for keeping a series (e.g. to compare epochs later). Rank 0 writes
+    them in a distributed run."""
+
+    main_process_only = True
 
     def __init__(self, directory: str | os.PathLike[str], every: int = 1, keep: int | None = None) -> None:
         if every < 1:

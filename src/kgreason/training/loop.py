@@ -33,11 +33,20 @@ Order of events in :meth:`TrainingLoop.train` (epochs are numbered from 1)::
         break if self.stop_training
     post_train(losses=self.losses)
     # any exception: on_exception(exc), then re-raised
+
+Distributed runs (started with ``torchrun``; see docs/distributed.md) use the same loop: every rank draws the
+same global batches from the shared ``self.generator`` (and :meth:`TrainingLoop.prepare_batch` draws per-batch
+randomness such as negatives there, on the whole batch), trains on its shard of each
+(:meth:`TrainingLoop.shard_batch`) through ``DistributedDataParallel``, and reduces the loss over ranks, so
+``on_batch`` and ``post_epoch`` see the global loss and the parameters follow a single-process run with the same
+global batch size. Checkpoints are written by rank 0 (then a barrier), rank 0's ``stop_training`` is broadcast
+after ``post_epoch`` so every rank stops together, and a lost rank raises :class:`RankFailureError`.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import os
 import time
@@ -50,6 +59,16 @@ import torch
 from torch import nn
 
 from kgreason.config import config_diff
+from kgreason.distributed.context import (
+    RankFailureError,
+    all_reduce,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    is_communication_error,
+)
+from kgreason.distributed.ddp import data_parallel_loss
+from kgreason.distributed.sampler import rank_seed, shard_batch, shard_bounds, split_examples
 from kgreason.training.callbacks import MultiTrainingCallback, TrainingCallback
 from kgreason.training.optim import make_lr_scheduler, make_optimizer
 from kgreason.training.utils import get_rng_state, has_batch_norm, resolve_device, set_rng_state
@@ -58,6 +77,7 @@ __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointMismatchError",
     "NonFiniteLossError",
+    "RankFailureError",
     "TrainingHistory",
     "TrainingLoop",
 ]
@@ -159,15 +179,19 @@ class TrainingLoop(abc.ABC):
         sub_batch_size: split each batch into sub-batches of at most this many examples and accumulate their
             gradients (bounded memory, same gradient as the whole batch for mean-reduced losses). Refused for
             models with batch-norm layers, whose statistics would then be computed per sub-batch.
-        device: ``None``/``"auto"`` (CUDA when available), or any torch device.
+        device: ``None``/``"auto"`` (CUDA when available), or any torch device. Under ``torchrun`` a CUDA
+            device without an index is this process's GPU (``cuda:<LOCAL_RANK>``).
         seed: seeds ``self.generator`` (shuffling, negative sampling). ``None`` draws a seed from torch's
-            global generator (so ``torch.manual_seed`` makes the run reproducible too).
+            global generator (so ``torch.manual_seed`` makes the run reproducible too). In a distributed run
+            every rank must use the same seed.
         callbacks: callbacks (or one) to call at every hook.
         config: a JSON-ready dict describing the run; saved in checkpoints and compared when resuming.
     """
 
     #: config keys allowed to differ when resuming (see :class:`CheckpointMismatchError`)
     resumable_keys: frozenset[str] = RESUMABLE_KEYS
+    #: distributed runs: tell DDP that some parameters may get no gradient in a step (slower when true)
+    ddp_find_unused_parameters: bool = False
 
     def __init__(
         self,
@@ -189,7 +213,13 @@ class TrainingLoop(abc.ABC):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
         if sub_batch_size is not None and sub_batch_size < 1:
             raise ValueError(f"sub_batch_size must be positive, got {sub_batch_size}")
-        self.device = resolve_device(device)
+        #: this process's place in a ``torchrun`` run (rank 0 of 1 otherwise); joins the run if needed
+        self.distributed = init_distributed(device)
+        self.device = (
+            self.distributed.resolve_device(device)
+            if self.distributed.is_distributed
+            else resolve_device(device)
+        )
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(optimizer, self.model.parameters(), lr=lr, **(optimizer_kwargs or {}))
         self.lr_scheduler = (
@@ -214,6 +244,10 @@ class TrainingLoop(abc.ABC):
         self.history = TrainingHistory()
         self.last_finite_loss: float | None = None
         self.checkpoint_path: Path | None = None
+        #: last epoch written to ``checkpoint_path`` by this run (``None``: none yet)
+        self.last_checkpoint_epoch: int | None = None
+        self._ddp: Any = None  # DistributedDataParallel over batch_loss, built by train() when distributed
+        self._rank_generator: torch.Generator | None = None  # this rank's own stream inside batch_loss
 
     # ---- what a subclass provides ---------------------------------------------------------------------
 
@@ -235,14 +269,29 @@ class TrainingLoop(abc.ABC):
     def split_batch(self, batch: Any, size: int) -> list[Any]:
         """``batch`` cut into consecutive sub-batches of at most ``size`` examples (for ``sub_batch_size``).
 
-        Works for tensors (split along dim 0) and tuples/lists of tensors sharing dim 0; override otherwise.
+        Works for tensors (split along dim 0) and tuples, named tuples, lists or dicts of tensors sharing dim 0
+        (``None`` entries kept); override otherwise.
         """
-        if isinstance(batch, torch.Tensor):
-            return list(torch.split(batch, size))
-        if isinstance(batch, tuple | list) and all(isinstance(x, torch.Tensor) for x in batch):
-            parts = [torch.split(x, size) for x in batch]
-            return [type(batch)(p) if isinstance(batch, tuple) else list(p) for p in zip(*parts)]
-        raise NotImplementedError(f"{type(self).__name__} cannot split a {type(batch).__name__} batch")
+        try:
+            return split_examples(batch, size)
+        except NotImplementedError:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot split a {type(batch).__name__} batch"
+            ) from None
+
+    def prepare_batch(self, batch: Any) -> Any:
+        """Turn a batch of :meth:`batches` into what :meth:`batch_loss` takes (default: unchanged).
+
+        Called once per batch on the *whole* batch, before sub-batching and, in a distributed run, on every
+        rank before sharding, with ``self.generator`` in the state all ranks share: randomness drawn here for
+        the whole batch (e.g. sLCWA negatives) is what a single process would draw.
+        """
+        return batch
+
+    def shard_batch(self, batch: Any, rank: int, world_size: int) -> Any:
+        """Rank ``rank``'s part of a prepared global ``batch`` (distributed runs only): its contiguous shard
+        (:func:`kgreason.distributed.sampler.shard_batch`). Override for batch types it cannot slice."""
+        return shard_batch(batch, rank, world_size)
 
     def extra_state_dict(self) -> dict[str, Any]:
         """State of the subclass beyond model/optimiser/RNG (saved in checkpoints)."""
@@ -298,17 +347,27 @@ class TrainingLoop(abc.ABC):
             raise ValueError(f"num_epochs must be >= 0, got {num_epochs}")
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-        from kgreason.training.checkpoint import load_checkpoint, save_checkpoint
+        from kgreason.training.checkpoint import save_checkpoint
 
         self._check_sub_batching()
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
         self.checkpoint_path = ckpt_path
-        if ckpt_path is not None and resume and ckpt_path.exists():
-            self.load_state_dict(load_checkpoint(ckpt_path, map_location=self.device), path=ckpt_path)
+        if ckpt_path is not None and resume:
+            state = self._read_checkpoint(ckpt_path)
+            if state is not None:
+                self.load_state_dict(state, path=ckpt_path)
+                self.last_checkpoint_epoch = self.epoch
         self.num_epochs = num_epochs
         self.stop_training = self.history.stopped_early
         self.model.train()
         try:
+            if self.distributed.is_distributed and self._ddp is None:
+                self._ddp = data_parallel_loss(
+                    self.model,
+                    self.batch_loss,
+                    self.device,
+                    find_unused_parameters=self.ddp_find_unused_parameters,
+                )
             self.callbacks.on_train_start()
             epoch = self.epoch
             while not self.stop_training and self.epoch < num_epochs:
@@ -317,17 +376,58 @@ class TrainingLoop(abc.ABC):
                 if ckpt_path is not None and (
                     epoch % checkpoint_every == 0 or epoch == num_epochs or self.stop_training
                 ):
-                    save_checkpoint(self, ckpt_path)
+                    if self.distributed.is_main:
+                        save_checkpoint(self, ckpt_path)
+                    barrier()
+                    self.last_checkpoint_epoch = epoch
                 self.callbacks.on_epoch_end(epoch=epoch)
             self.callbacks.post_train(losses=self.losses)
         except BaseException as exc:
+            if self.distributed.is_distributed and is_communication_error(exc):
+                failure = RankFailureError(self._rank_failure_message(exc))
+                self.callbacks.on_exception(failure)
+                raise failure from exc
             self.callbacks.on_exception(exc)
             raise
         return list(self.losses)
 
+    def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        """The checkpoint at ``path`` (``None`` when there is none); in a distributed run rank 0 reads it and
+        sends it to every rank (so only rank 0 needs the file), errors included."""
+        from kgreason.training.checkpoint import load_checkpoint
+
+        if not self.distributed.is_distributed:
+            return load_checkpoint(path, map_location=self.device) if path.exists() else None
+        payload: tuple[str, Any] = ("ok", None)
+        if self.distributed.is_main:
+            try:
+                payload = ("ok", load_checkpoint(path, map_location="cpu") if path.exists() else None)
+            except Exception as exc:  # every rank raises it, rather than waiting for rank 0
+                payload = ("error", exc)
+        kind, value = broadcast_object(payload)
+        if kind == "error":
+            raise value
+        return value
+
+    def _rank_failure_message(self, exc: BaseException) -> str:
+        ctx = self.distributed
+        where = f"rank {ctx.rank} of {ctx.world_size}"
+        saved = (
+            f"The last checkpoint, {self.checkpoint_path} (epoch {self.last_checkpoint_epoch}), is intact: start "
+            "the run again (any number of processes) to resume from it."
+            if self.checkpoint_path is not None and self.last_checkpoint_epoch is not None
+            else "No checkpoint was written by this run (pass checkpoint_dir to keep progress)."
+        )
+        return (
+            f"{where} lost contact with the other ranks during epoch {self.epoch + 1}: another rank died, was "
+            f"killed or hung longer than the timeout ({type(exc).__name__}: {exc}). {saved}"
+        )
+
     def _train_epoch(self, epoch: int) -> None:
         start = time.perf_counter()
         self.model.train()
+        if self.distributed.is_distributed:
+            self._seed_rank_streams(epoch)
         self.callbacks.on_epoch_start(epoch=epoch)
         learning_rate = self.learning_rate
         total, count = 0.0, 0
@@ -345,11 +445,39 @@ class TrainingLoop(abc.ABC):
         if self.lr_scheduler is not None and self.scheduler_step == "epoch":
             self._step_scheduler(epoch_loss)
         self.callbacks.post_epoch(epoch=epoch, epoch_loss=epoch_loss)
+        if self.distributed.is_distributed:
+            # rank 0's decision (early stopping or any callback) holds everywhere: all ranks stop together
+            self.stop_training = bool(broadcast_object(self.stop_training))
         if self.stop_training:
             self.history.stopped_early = True
 
+    def _seed_rank_streams(self, epoch: int) -> None:
+        """Distributed runs: seed this rank's own random streams for ``epoch`` from ``(seed, epoch, rank)``: the
+        generator :meth:`batch_loss` sees as ``self.generator`` and torch's global one (dropout)."""
+        seed = rank_seed(self.seed, epoch, self.distributed.rank)
+        if self._rank_generator is None:
+            self._rank_generator = torch.Generator(device=self.device)
+        self._rank_generator.manual_seed(seed)
+        torch.manual_seed(rank_seed(seed, 1))
+
     def _train_batch(self, epoch: int, batch: Any) -> float:
         self.optimizer.zero_grad(set_to_none=True)
+        prepared = self.prepare_batch(batch)
+        if self.distributed.is_distributed:
+            batch_loss = self._distributed_backward(epoch, prepared)
+        else:
+            batch_loss = self._backward(epoch, prepared)
+        self.last_finite_loss = batch_loss
+        self.callbacks.on_batch(epoch=epoch, batch=batch, batch_loss=batch_loss)
+        self.callbacks.pre_step()
+        self.optimizer.step()
+        self.callbacks.post_batch(epoch=epoch, batch=batch)
+        if self.lr_scheduler is not None and self.scheduler_step == "batch":
+            self._step_scheduler(batch_loss)
+        return batch_loss
+
+    def _backward(self, epoch: int, batch: Any) -> float:
+        """Loss and gradient of a whole batch in one process (sub-batches accumulated); returns the loss."""
         if self.sub_batch_size is not None and self.batch_size_of(batch) > self.sub_batch_size:
             parts = self.split_batch(batch, self.sub_batch_size)
             total_size = self.batch_size_of(batch)
@@ -367,13 +495,53 @@ class TrainingLoop(abc.ABC):
                 raise NonFiniteLossError(epoch, self.batch_index, value, self.last_finite_loss)
             (loss * share if share != 1.0 else loss).backward()
             batch_loss += value * share
-        self.last_finite_loss = batch_loss
-        self.callbacks.on_batch(epoch=epoch, batch=batch, batch_loss=batch_loss)
-        self.callbacks.pre_step()
-        self.optimizer.step()
-        self.callbacks.post_batch(epoch=epoch, batch=batch)
-        if self.lr_scheduler is not None and self.scheduler_step == "batch":
-            self._step_scheduler(batch_loss)
+        return batch_loss
+
+    def _distributed_backward(self, epoch: int, batch: Any) -> float:
+        """This rank's share of the gradient of a global batch, averaged over ranks by DDP; returns the global
+        loss (identical on every rank).
+
+        Rank ``r`` computes the loss of its shard (in ``k`` sub-batches, ``k`` the same on every rank) with its
+        own generator, each part weighted by ``world_size * size / batch size``: DDP's average over ranks is then
+        the gradient of the whole batch's mean loss whatever the shard sizes. A rank whose shard (or part) is
+        empty computes a stand-in example with weight 0, so that it still joins DDP's all-reduce. The losses are
+        summed over ranks before the last backward, so a non-finite loss on any rank stops every rank.
+        """
+        ctx, ddp = self.distributed, self._ddp
+        assert ddp is not None, "train() builds the DDP wrapper"
+        world = ctx.world_size
+        total = self.batch_size_of(batch)
+        local = self.shard_batch(batch, ctx.rank, world)
+        n_local = self.batch_size_of(local)
+        largest = shard_bounds(total, 0, world)[1]  # the biggest shard's size
+        k = 1 if self.sub_batch_size is None else max(1, -(-largest // self.sub_batch_size))
+        parts: list[Any] = self.split_batch(local, -(-n_local // k)) if n_local > 0 else []
+        weights = [self.batch_size_of(p) * world / total for p in parts]
+        while len(parts) < k:  # stand-ins keep the number of DDP forward/backward calls equal on all ranks
+            parts.append(self.split_batch(batch, 1)[0])
+            weights.append(0.0)
+        shared, self.generator = self.generator, self._rank_generator  # type: ignore[assignment]
+        try:
+            contribution, bad = 0.0, False
+            for i, (part, weight) in enumerate(zip(parts, weights)):
+                last = i == k - 1
+                with contextlib.nullcontext() if last else ddp.no_sync():
+                    loss = ddp(part)
+                    if loss.dim() != 0:
+                        raise ValueError(f"batch_loss must return a scalar, got shape {tuple(loss.shape)}")
+                    value = float(loss.detach())
+                    bad = bad or not math.isfinite(value)
+                    contribution += value * weight / world
+                    if not last and not bad:
+                        (loss * weight if weight != 1.0 else loss).backward()
+            reduced = all_reduce([contribution, float(bad)])
+            batch_loss = float(reduced[0])
+            if reduced[1] > 0:
+                self.optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLossError(epoch, self.batch_index, batch_loss, self.last_finite_loss)
+            (loss * weight if weight != 1.0 else loss).backward()  # DDP averages the gradients here
+        finally:
+            self.generator = shared
         return batch_loss
 
     def _is_plateau(self) -> bool:

@@ -17,6 +17,9 @@ Run directory (``output_dir``)::
     losses.csv losses.png       loss (and learning rate, seconds, validation MRR when evaluated) per epoch
     metrics.json                filtered test metrics, both sides, ``{side}.{rank_type}.{metric}``
 
+Under ``torchrun`` (docs/distributed.md) every process runs ``pipeline`` with the same arguments: the loop
+trains data-parallel, evaluation is sharded over the ranks, and rank 0 alone writes the run directory.
+
 ``evaluate_run(run_dir)`` re-evaluates a saved run. The only place the training layer builds an evaluator is
 here (and :func:`evaluate_run`); loops and callbacks take one from their caller.
 """
@@ -36,6 +39,7 @@ from torch import nn
 
 from kgreason.config import config_diff, config_from_dict, config_to_dict, load_config_dict, save_config
 from kgreason.data.dataset import Dataset
+from kgreason.distributed.context import barrier, init_distributed
 from kgreason.io import atomic_open
 from kgreason.training.callbacks import (
     EarlyStoppingCallback,
@@ -188,6 +192,9 @@ def pipeline(
             except for ``epochs``, ``device`` and other :data:`~kgreason.training.config.RESUMABLE_KEYS`).
         evaluate: evaluate on the test split at the end (``metrics.json``).
         **overrides: any :class:`KGEConfig` field (``lr=0.01``, ``epochs=50``, ``model_kwargs={...}``).
+
+    Under ``torchrun`` the run is data-parallel (``batch_size`` is the global batch, split over the ranks);
+    every rank returns the same metrics and rank 0 writes the run directory.
     """
     values: dict[str, Any] = dict(overrides)
     if isinstance(dataset, str):
@@ -197,16 +204,19 @@ def pipeline(
     values["model"], values["loop"] = model, loop
     cfg = _make_config(config, values)
     cfg = resolve_config(cfg)
-    cfg.device = str(resolve_device(cfg.device))
+    ctx = init_distributed(cfg.device)  # joins a torchrun run; nothing otherwise
+    cfg.device = str(ctx.resolve_device(cfg.device) if ctx.is_distributed else resolve_device(cfg.device))
 
     ds = _load_dataset(dataset if isinstance(dataset, Dataset) else cfg.dataset, cfg.data_dir)
     run_dir = Path(output_dir) if output_dir is not None else None
     if run_dir is not None:
         if resume:
             _check_run_dir(run_dir, cfg, ds)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / CONFIG_FILE)
-        ds.save_vocabularies(run_dir)
+        barrier()  # every rank has checked the directory before rank 0 writes to it
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, run_dir / CONFIG_FILE)
+            ds.save_vocabularies(run_dir)
 
     from kgreason.models import MODELS
 
@@ -237,14 +247,16 @@ def pipeline(
         with torch.no_grad():
             metrics = evaluator.evaluate(kge_model, ds.test, sides=("head", "tail"))
     if run_dir is not None:
-        from kgreason.models import save_model
+        if ctx.is_main:
+            from kgreason.models import save_model
 
-        save_model(kge_model, run_dir)  # type: ignore[arg-type]
-        metric_key = f"{cfg.eval_split}.{cfg.early_stopping_metric}"
-        write_losses_csv(training_loop.history, run_dir / "losses.csv", metric_keys=[metric_key])
-        _plot(training_loop.history, run_dir / "losses.png", metric_key, cfg)
-        if metrics is not None:
-            metrics.save(run_dir / "metrics.json")
+            save_model(kge_model, run_dir)  # type: ignore[arg-type]
+            metric_key = f"{cfg.eval_split}.{cfg.early_stopping_metric}"
+            write_losses_csv(training_loop.history, run_dir / "losses.csv", metric_keys=[metric_key])
+            _plot(training_loop.history, run_dir / "losses.png", metric_key, cfg)
+            if metrics is not None:
+                metrics.save(run_dir / "metrics.json")
+        barrier()  # the run directory is complete when any rank returns
     return PipelineResult(
         config=cfg,
         model=kge_model,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -12,7 +12,19 @@ from kgreason.training.kge import KGETrainingLoop
 from kgreason.training.losses import Loss
 from kgreason.training.samplers import HEAD, RELATION, TAIL, NegativeSampler, make_negative_sampler
 
-__all__ = ["SLCWATrainingLoop"]
+__all__ = ["SLCWABatch", "SLCWATrainingLoop"]
+
+
+class SLCWABatch(NamedTuple):
+    """Positive triples with their sampled negatives: what :meth:`SLCWATrainingLoop.batch_loss` trains on.
+
+    ``positives: LongTensor[b, 3]``, ``negatives: LongTensor[b, k, 3]``, ``valid: BoolTensor[b, k]`` (negatives
+    that are not known positives; ``None`` unless filtered). Sub-batches and distributed shards are row slices.
+    """
+
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    valid: torch.Tensor | None
 
 
 class SLCWATrainingLoop(KGETrainingLoop):
@@ -33,6 +45,9 @@ class SLCWATrainingLoop(KGETrainingLoop):
 
     With a reciprocal model (``inverse_relations``) the loop trains on triples plus inverse triples and
     corrupts tails only. Negatives are scored with their positive as candidate lists (see :meth:`score`).
+
+    Negatives are drawn for a whole batch at once (:meth:`prepare_batch`), before sub-batching and, in a
+    distributed run, before sharding: every rank trains on the negatives a single process would draw.
     """
 
     def __init__(
@@ -81,13 +96,24 @@ class SLCWATrainingLoop(KGETrainingLoop):
         ).to(self.device)
         self.num_negs_per_pos = self.negative_sampler.num_negs_per_pos
 
-    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
-        """``batch``: ``LongTensor[b]`` indices into ``self.triples``."""
-        self._reset_regularization()
+    def prepare_batch(self, batch: torch.Tensor) -> SLCWABatch:
+        """``batch``: ``LongTensor[b]`` indices into ``self.triples`` -> the positives with their negatives,
+        sampled with ``self.generator``."""
         positives = self.triples[batch]
         negatives, valid = self.negative_sampler.sample(positives, generator=self.generator)
-        pos_scores, neg_scores = self.score(positives, negatives)
-        return self.loss.slcwa(pos_scores, neg_scores, valid) + self.regularization_term()
+        return SLCWABatch(positives, negatives, valid)
+
+    def batch_size_of(self, batch: torch.Tensor | SLCWABatch) -> int:
+        return int(batch.positives.shape[0]) if isinstance(batch, SLCWABatch) else len(batch)
+
+    def batch_loss(self, batch: torch.Tensor | SLCWABatch) -> torch.Tensor:
+        """``batch``: an :class:`SLCWABatch`, or ``LongTensor[b]`` indices into ``self.triples`` (negatives are
+        then sampled here, see :meth:`prepare_batch`)."""
+        if not isinstance(batch, SLCWABatch):
+            batch = self.prepare_batch(batch)
+        self._reset_regularization()
+        pos_scores, neg_scores = self.score(batch.positives, batch.negatives)
+        return self.loss.slcwa(pos_scores, neg_scores, batch.valid) + self.regularization_term()
 
     def score(self, positives: torch.Tensor, negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores ``[b]`` of ``positives[b, 3]`` and ``[b, k]`` of ``negatives[b, k, 3]``.
