@@ -79,6 +79,13 @@ def collect_overrides(config_file: Path | None, **flags: Any) -> dict[str, Any]:
     return merged
 
 
+def _is_main_process() -> bool:
+    """Rank 0 under torchrun (or a single process): the one that prints summaries."""
+    from kgreason.distributed import is_main_process
+
+    return is_main_process()
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors (bad files, unknown names, bad values) into one clear CLI error line."""
 
@@ -197,6 +204,8 @@ def train_kge(
     if not values.get("dataset"):
         _fail("--dataset is required (here or in --config)")
     result = pipeline(output_dir=output_dir, resume=not no_resume, **values)
+    if not _is_main_process():
+        return
     click.echo(
         f"trained {result.config.model} on {result.config.dataset} ({result.config.loop}) "
         f"in {result.train_seconds:.1f} s; run directory: {output_dir}"
@@ -262,6 +271,8 @@ def train_walker_cmd(
     if cfg.reward_shaping and not cfg.reward_model_dir:
         _fail("reward shaping needs --reward-model KGE_RUN_DIR (or pass --no-reward-shaping)")
     result = train_walker(cfg.dataset, cfg.reward_model_dir, output_dir, cfg, resume=not no_resume)
+    if not _is_main_process():
+        return
     click.echo(
         f"trained the walker on {cfg.dataset} in {result.train_seconds:.1f} s; run directory: {output_dir}"
     )

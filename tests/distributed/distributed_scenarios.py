@@ -212,6 +212,39 @@ SCENARIOS = {
 }
 
 
+def scenario_walker(out: Path) -> dict[str, Any]:
+    """The RL walker through ``train_walker``: queries sharded over the ranks, the policy under DDP."""
+    from kgreason.reasoning import train_walker
+    from kgreason.reasoning.config import WalkerConfig
+
+    cfg = WalkerConfig(
+        dataset="toy",
+        reward_shaping=False,
+        num_steps=2,
+        num_rollouts=3,
+        max_actions=None,
+        embedding_dim=8,
+        history_dim=8,
+        history_layers=1,
+        batch_size=16,
+        epochs=2,
+        eval_every=1,
+        beam_size=4,
+        eval_batch_size=8,
+        early_stopping=False,
+        action_dropout=0.1,
+        device="cpu",
+        seed=5,
+    )
+    result = train_walker(toy_dataset(), None, out / "walker", cfg)
+    return {
+        "params": _params(result.policy),
+        "mrr": result.metrics["tail.realistic.mrr"],
+        "hit_rate": result.loop.history.metric("train.hit_rate"),
+        "unique_paths": result.unique_paths,
+    }
+
+
 def run_all(rank: int, out: str) -> None:
     """Entry point of each rank: every scenario in turn, results saved per rank, then rank 1 dies (last, as
     it ends the run; one launch keeps the test fast: each process pays torch's import costs once)."""
@@ -219,6 +252,7 @@ def run_all(rank: int, out: str) -> None:
     results: dict[str, Any] = {name: fn() for name, fn in SCENARIOS.items()}
     results["checkpoint"] = scenario_checkpoint(out_dir)
     results["pipeline"] = scenario_pipeline(out_dir)
+    results["walker"] = scenario_walker(out_dir)
     torch.save(results, out_dir / f"results.rank{rank}.pt")
     dying_rank(rank, out_dir / "dying")
 

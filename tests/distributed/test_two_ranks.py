@@ -120,3 +120,16 @@ def test_a_dead_rank_stops_the_run_with_a_clear_error(two_ranks: dict[str, Any],
     )
     loop.train(3, checkpoint_dir=tmp_path / "ckpt")
     assert loop.epoch == 3 and len(loop.losses) == 3
+
+
+def test_walker_trains_data_parallel(two_ranks: dict[str, Any]) -> None:
+    """The walker under torchrun: policy parameters identical on both ranks after DDP steps, per-epoch statistics
+    reduced over ranks (the same on both), the run directory written once by rank 0."""
+    rank0, rank1 = (r["walker"] for r in two_ranks["results"])
+    assert_params_close(rank1["params"], rank0["params"])
+    assert rank0["mrr"] == rank1["mrr"] and 0.0 < rank0["mrr"] <= 1.0
+    assert rank0["hit_rate"] == rank1["hit_rate"]
+    assert rank0["unique_paths"] == rank1["unique_paths"]
+    run_dir = two_ranks["out"] / "walker"
+    for name in ("config.json", "metrics.json", "model.pt", "graph.pt"):
+        assert (run_dir / name).exists(), name

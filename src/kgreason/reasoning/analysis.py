@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from kgreason.data.dataset import Dataset
+from kgreason.distributed.context import all_gather_objects
 from kgreason.training.callbacks import TrainingCallback
 from kgreason.typing import LongTensor
 
@@ -59,11 +60,18 @@ class PathDiversityCallback(TrainingCallback):
         else:
             epoch_keys = torch.empty(0, dtype=torch.long)
         self._epoch_keys = []
+        gathered = all_gather_objects(epoch_keys)  # every rank's walks (one list in a single process)
+        if len(gathered) > 1:
+            epoch_keys = torch.unique(torch.cat(gathered))
         merged = torch.unique(torch.cat([self.seen, epoch_keys]))
         self.seen = merged
         self.counts.append((epoch, int(merged.numel())))
         self.loop.record_metrics(
-            epoch, {"train.unique_paths": float(merged.numel()), "train.unique_paths_epoch": float(epoch_keys.numel())}
+            epoch,
+            {
+                "train.unique_paths": float(merged.numel()),
+                "train.unique_paths_epoch": float(epoch_keys.numel()),
+            },
         )
 
     def state_dict(self) -> dict[str, Any]:

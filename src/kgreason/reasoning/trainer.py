@@ -35,6 +35,7 @@ from kgreason.config import config_diff, config_from_dict, config_to_dict, load_
 from kgreason.data.dataset import INVERSE_SUFFIX, Dataset
 from kgreason.data.graph import ActionGraph
 from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
+from kgreason.distributed.context import all_reduce, barrier, init_distributed
 from kgreason.io import atomic_torch_save
 from kgreason.reasoning.analysis import PathDiversityCallback
 from kgreason.reasoning.beam_search import WalkerScorer, beam_search
@@ -115,7 +116,9 @@ class WalkerTrainingLoop(TrainingLoop):
         self.env = env
         self.triples = triples.to(self.device)
         self.reward_shaper = reward_shaper.to(self.device) if reward_shaper is not None else None
-        self.baseline = MovingAverageBaseline(config.baseline_decay) if config.baseline == "moving_average" else None
+        self.baseline = (
+            MovingAverageBaseline(config.baseline_decay) if config.baseline == "moving_average" else None
+        )
         self.last_rollout: Rollout | None = None
         self.last_rewards: torch.Tensor | None = None
 
@@ -152,7 +155,9 @@ class WalkerTrainingLoop(TrainingLoop):
             normalize_advantage=cfg.normalize_advantage,
         )
         if self.baseline is not None:
-            self.baseline.update(rewards)
+            # under torchrun every rank holds a shard of the batch: update with the global mean reward
+            total = all_reduce([float(rewards.detach().sum()), float(rewards.numel())])
+            self.baseline.update(total[0:1] / total[1].clamp_min(1.0))
         self.last_rollout = rollout
         self.last_rewards = rewards.detach()
         return loss
@@ -183,8 +188,11 @@ class RewardStatsCallback(TrainingCallback):
         self._count += int(rewards.numel())
 
     def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
-        n = max(self._count, 1)
-        self.loop.record_metrics(epoch, {"train.mean_reward": self._reward / n, "train.hit_rate": self._hits / n})
+        reward, hits, count = all_reduce(
+            [self._reward, self._hits, float(self._count)]
+        ).tolist()  # over ranks
+        n = max(count, 1.0)
+        self.loop.record_metrics(epoch, {"train.mean_reward": reward / n, "train.hit_rate": hits / n})
         self._reward, self._hits, self._count = 0.0, 0.0, 0
 
 
@@ -288,7 +296,10 @@ def train_walker(
             "reward shaping needs reward_model_dir (a trained KGE run directory); "
             "pass one, or set reward_shaping=False (binary reward, e.g. ablation '-rs' or 'minerva')"
         )
-    device = resolve_device(cfg.device)
+    ctx = init_distributed(
+        cfg.device
+    )  # joins a torchrun run (queries sharded, policy under DDP); else nothing
+    device = ctx.resolve_device(cfg.device) if ctx.is_distributed else resolve_device(cfg.device)
     cfg.device = str(device)
     ds = _load_dataset(dataset, cfg.data_dir)
 
@@ -296,14 +307,16 @@ def train_walker(
     if run_dir is not None:
         if resume:
             _check_run_dir(run_dir, cfg, ds)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / CONFIG_FILE)
-        ds.save_vocabularies(run_dir)
+        barrier()  # every rank has checked the directory before rank 0 writes to it
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, run_dir / CONFIG_FILE)
+            ds.save_vocabularies(run_dir)
 
     set_seed(cfg.seed)
     env = build_environment(ds, cfg, device)
     graph = env.graph
-    if run_dir is not None:
+    if run_dir is not None and ctx.is_main:
         atomic_torch_save(
             {
                 "triples": graph.triples.cpu(),
@@ -351,8 +364,12 @@ def train_walker(
         )
         builtin.append(
             EvaluationCallback(
-                evaluator, ds.split(cfg.eval_split), scorer=make_scorer, split=cfg.eval_split,
-                every=cfg.eval_every, sides=tuple(cfg.eval_sides),
+                evaluator,
+                ds.split(cfg.eval_split),
+                scorer=make_scorer,
+                split=cfg.eval_split,
+                every=cfg.eval_every,
+                sides=tuple(cfg.eval_sides),
             )
         )
         if cfg.early_stopping:
@@ -364,8 +381,13 @@ def train_walker(
             builtin.append(early)
 
     loop = WalkerTrainingLoop(
-        policy, env, _training_queries(graph, cfg), cfg, reward_shaper=shaper,
-        callbacks=[*builtin, *(callbacks or [])], device=device,
+        policy,
+        env,
+        _training_queries(graph, cfg),
+        cfg,
+        reward_shaper=shaper,
+        callbacks=[*builtin, *(callbacks or [])],
+        device=device,
     )
     start = time.perf_counter()
     losses = loop.train(
@@ -386,14 +408,16 @@ def train_walker(
         )
         metrics = evaluator.evaluate(make_scorer(), ds.test, sides=tuple(cfg.eval_sides))
     if run_dir is not None:
-        from kgreason.training.pipeline import write_losses_csv
+        if ctx.is_main:
+            from kgreason.training.pipeline import write_losses_csv
 
-        save_policy(policy, run_dir)
-        keys = [metric_key, "train.mean_reward", "train.hit_rate", "train.unique_paths"]
-        write_losses_csv(loop.history, run_dir / "losses.csv", metric_keys=keys)
-        _plot(loop, run_dir / "losses.png", metric_key, cfg)
-        if metrics is not None:
-            metrics.save(run_dir)
+            save_policy(policy, run_dir)
+            keys = [metric_key, "train.mean_reward", "train.hit_rate", "train.unique_paths"]
+            write_losses_csv(loop.history, run_dir / "losses.csv", metric_keys=keys)
+            _plot(loop, run_dir / "losses.png", metric_key, cfg)
+            if metrics is not None:
+                metrics.save(run_dir)
+        barrier()  # the run directory is complete when any rank returns
     return WalkerResult(
         config=cfg,
         dataset=ds,
@@ -414,7 +438,10 @@ def _plot(loop: WalkerTrainingLoop, path: Path, metric_key: str, cfg: WalkerConf
         from kgreason.training.plotting import plot_losses
 
         plot_losses(
-            loop.history.losses, path, metric=loop.history.metric(metric_key) or None, metric_name=metric_key,
+            loop.history.losses,
+            path,
+            metric=loop.history.metric(metric_key) or None,
+            metric_name=metric_key,
             title=f"walker on {cfg.dataset}",
         )
     except ImportError:  # matplotlib is optional
@@ -468,8 +495,11 @@ def load_walker(run_dir: str | os.PathLike[str], device: str | torch.device | No
     relations = Vocabulary.load(run_dir / "relations.json", kind="relation")
     saved = torch.load(run_dir / GRAPH_FILE, map_location="cpu", weights_only=True)
     graph = ActionGraph.from_triples(
-        saved["triples"], int(saved["num_entities"]), int(saved["num_relations"]),
-        max_actions=saved["max_actions"], device=dev,
+        saved["triples"],
+        int(saved["num_entities"]),
+        int(saved["num_relations"]),
+        max_actions=saved["max_actions"],
+        device=dev,
     )
     policy = load_policy(run_dir, map_location=dev)
     return LoadedWalker(cfg, policy, WalkEnvironment(graph, cfg.num_steps), entities, relations)
@@ -505,7 +535,11 @@ def explain(
         return_trace=True,
     )
     return answers_from_beam(
-        result, 0, top_k, paths_per_answer,
-        entity_label=walker.entities.label, relation_label=walker.relations.label,
+        result,
+        0,
+        top_k,
+        paths_per_answer,
+        entity_label=walker.entities.label,
+        relation_label=walker.relations.label,
         num_relations=len(walker.relations),
     )
