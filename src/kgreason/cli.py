@@ -280,6 +280,67 @@ def train_walker_cmd(
         click.echo(result.metrics.format())
 
 
+@train.command("cpl")
+@training_options
+@click.option(
+    "--corpus",
+    "corpus_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Text corpus (docs/corpus-format.md); datasets with their own corpus (family) need none.",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(
+        [
+            "cpl",
+            "minerva",
+            "two_step",
+            "no_adaptive_sampling",
+            "no_replay",
+            "frozen_extractor",
+            "no_adaptive_sampling_frozen",
+        ]
+    ),
+    default="cpl",
+    show_default=True,
+    help="CPL, a baseline, or an ablation of Fig. 5.",
+)
+@click.option("--subsample", type=float, help="Keep this fraction of the training graph (e.g. 0.2).")
+@click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
+@friendly_errors
+def train_cpl_cmd(
+    config_file: Path | None,
+    output_dir: Path,
+    no_resume: bool,
+    variant: str,
+    corpus_path: str | None,
+    batch_size: int | None,
+    **flags: Any,
+) -> None:
+    """Open KG reasoning: the walker and a PCNN-ATT fact extractor trained together (CPL, Fu et al. 2019)."""
+    from kgreason.config import config_from_dict, config_to_dict
+    from kgreason.open import CPLConfig, train_cpl
+
+    values = collect_overrides(config_file, **flags)
+    if values.get("data_dir") is not None:
+        values["data_dir"] = str(values["data_dir"])
+    if not values.get("dataset"):
+        _fail("--dataset is required (here or in --config)")
+    base = config_to_dict(CPLConfig.for_variant(variant))
+    reasoner = {**base["reasoner"], **values.pop("reasoner", {})}
+    if batch_size is not None:
+        reasoner["batch_size"] = batch_size
+    cfg = config_from_dict(CPLConfig, {**base, **values, "reasoner": reasoner})
+    result = train_cpl(cfg.dataset, output_dir, cfg, corpus_path=corpus_path, resume=not no_resume)
+    if not _is_main_process():
+        return
+    click.echo(
+        f"trained {cfg.variant} on {cfg.dataset} in {result.train_seconds:.1f} s; run directory: {output_dir}"
+    )
+    if result.metrics is not None:
+        click.echo(result.metrics.format())
+
+
 @cli.command("explain")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--head", required=True, help="Query entity label.")
@@ -296,9 +357,19 @@ def explain_cmd(
     """Answer (HEAD, RELATION, ?) with a trained walker and show the reasoning path behind each answer."""
     import dataclasses
 
-    from kgreason.reasoning import explain
+    from kgreason.io import read_json
 
-    answers = explain(run_dir, head, relation, top_k=top_k, paths_per_answer=paths_per_answer)
+    explain_fn: Callable[..., list[Any]]
+    if "method" in read_json(run_dir / "config.json"):  # a CPL run: text edges and their sentences
+        from kgreason.open import explain_cpl
+
+        explain_fn = explain_cpl
+    else:
+        from kgreason.reasoning import explain
+
+        explain_fn = explain
+
+    answers = explain_fn(run_dir, head, relation, top_k=top_k, paths_per_answer=paths_per_answer)
     if as_json:
         payload = [{**dataclasses.asdict(a), "probability": a.probability} for a in answers]
         click.echo(json.dumps({"head": head, "relation": relation, "answers": payload}, indent=2))
@@ -306,6 +377,27 @@ def explain_cmd(
     click.echo(f"({head}, {relation}, ?)")
     for rank, answer in enumerate(answers, start=1):
         click.echo(f"{rank}. {answer}")
+
+
+@cli.command("demo")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Where the demo's run directories go.",
+)
+@click.option(
+    "--size", default="default", show_default=True, help="Family KG size: tiny, small, default, large."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
+@friendly_errors
+def demo_cmd(output_dir: Path, size: str, seed: int, device: str | None) -> None:
+    """The main job on the built-in family KG + corpus: reward model, walker, CPL; metrics and explained answers."""
+    from kgreason.demo import DemoConfig, run_demo
+
+    run_demo(output_dir, DemoConfig(size=size, seed=seed, device=device), echo=click.echo)
 
 
 # ---- evaluation -------------------------------------------------------------------------------------------

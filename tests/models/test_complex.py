@@ -11,7 +11,7 @@ def _complex_table(w: torch.Tensor) -> torch.Tensor:
 
 def test_score_is_real_part_of_complex_trilinear_product() -> None:
     torch.manual_seed(0)
-    model = ComplEx(NUM_ENTITIES, 3, embedding_dim=8, inverse_relations=False)
+    model = ComplEx(NUM_ENTITIES, 3, embedding_dim=8, inverse_relations=False).eval()  # no embedding dropout
     assert model.entity.weight.shape == (NUM_ENTITIES, 16)
     ent, rel = _complex_table(model.entity.weight.detach()), _complex_table(model.relation.weight.detach())
     hrt = random_triples(9)
@@ -46,3 +46,19 @@ def test_xavier_initialisation_scale() -> None:
     w = model.entity.weight
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
     assert model.inverse_relations and model.relation.weight.shape == (20, 200)
+
+
+def test_embedding_dropout_only_in_training() -> None:
+    torch.manual_seed(0)
+    model = ComplEx(NUM_ENTITIES, 3, embedding_dim=8)
+    assert model.config["embedding_dropout"] == 0.3
+    hr = random_triples(4)[:, :2]
+    with torch.no_grad():
+        model.train()
+        assert not torch.equal(model.score_t(hr), model.score_t(hr))  # fresh masks per call
+        model.eval()
+        torch.testing.assert_close(model.score_t(hr), model.score_t(hr))
+    plain = ComplEx(NUM_ENTITIES, 3, embedding_dim=8, embedding_dropout=0.0)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(plain.train().score_t(hr), model.eval().score_t(hr))

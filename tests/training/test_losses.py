@@ -135,3 +135,28 @@ def test_registry_names_and_kwargs() -> None:
         make_loss("nssa", label_smoothing=0.1)
     with pytest.raises(ValueError):
         BCEWithLogitsLoss(label_smoothing=1.5)
+
+
+@pytest.mark.parametrize(
+    "loss", [SoftplusLoss(), BCEWithLogitsLoss(), BCEWithLogitsLoss(0.1), CrossEntropyLoss(0.1)]
+)
+def test_lcwa_sparse_labels_equal_dense_labels(loss) -> None:
+    torch.manual_seed(0)
+    scores = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor([0, 0, 1, 3, 3, 3, 4])
+    cols = torch.tensor([1, 6, 0, 2, 3, 5, 4])
+    labels = torch.zeros(5, 7, dtype=torch.float64)
+    labels[rows, cols] = 1.0
+    dense = loss.lcwa(scores, labels)
+    (grad_dense,) = torch.autograd.grad(dense, scores)
+    sparse = loss.lcwa_sparse(scores, rows, cols)
+    (grad_sparse,) = torch.autograd.grad(sparse, scores)
+    torch.testing.assert_close(sparse, dense)
+    torch.testing.assert_close(grad_sparse, grad_dense)
+
+
+def test_softplus_slcwa_without_smoothing_matches_bce_targets() -> None:
+    pos, neg, valid = t(POS), t(NEG), torch.tensor(VALID)
+    expected = BCEWithLogitsLoss(0.0)
+    expected.label_smoothing = 1e-300  # takes the general path with explicit targets
+    torch.testing.assert_close(SoftplusLoss().slcwa(pos, neg, valid), expected.slcwa(pos, neg, valid))

@@ -62,7 +62,7 @@ def test_resume_and_config_mismatch(toy_dataset, tmp_path: Path) -> None:
     assert more.losses == straight.losses
     for key, value in more.model.state_dict().items():
         assert torch.equal(value, straight.model.state_dict()[key])
-    with pytest.raises(CheckpointMismatchError, match="lr: 0.001 -> 0.01"):
+    with pytest.raises(CheckpointMismatchError, match="lr: 0.003 -> 0.01"):
         pipeline(toy_dataset, "complex", output_dir=tmp_path, epochs=4, lr=0.01, **SMALL)
 
 
@@ -100,7 +100,7 @@ def test_default_resolution_per_model() -> None:
     )
     # another loop kind than the model's: its loss settings do not apply, the optimiser settings do
     complex_slcwa = resolve_config(KGEConfig(model="complex", loop="slcwa"))
-    assert (complex_slcwa.loss, complex_slcwa.num_negatives, complex_slcwa.lr) == ("softplus", 32, 1e-3)
+    assert (complex_slcwa.loss, complex_slcwa.num_negatives, complex_slcwa.lr) == ("softplus", 32, 3e-3)
     transe_lcwa = resolve_config(KGEConfig(model="transe", loop="lcwa"))
     assert (transe_lcwa.loss, transe_lcwa.num_negatives, transe_lcwa.loss_kwargs) == (
         "bce",

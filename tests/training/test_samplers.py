@@ -139,3 +139,15 @@ def test_sampling_is_deterministic_with_a_generator(triples: torch.Tensor) -> No
     a, _ = sampler.sample(triples, _gen(7))
     b, _ = sampler.sample(triples, _gen(7))
     assert torch.equal(a, b)
+
+
+def test_side_per_positive_keeps_one_column_per_positive(triples: torch.Tensor) -> None:
+    for cls in (UniformNegativeSampler, BernoulliNegativeSampler):
+        sampler = cls(triples, 24, 3, num_negs_per_pos=8, side_per_positive=True)
+        neg, _ = sampler.sample(triples.repeat(20, 1), _gen())
+        diff = neg != triples.repeat(20, 1).unsqueeze(1)
+        assert torch.all(diff.sum(-1) == 1)
+        column = diff.long().argmax(-1)
+        assert torch.all(column == column[:, :1])  # one side per positive
+        head_share = (column[:, 0] == 0).float().mean().item()
+        assert 0.3 < head_share < 0.7

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kgreason.models.kernels import gathered_dot, gathered_l1, gathered_l2
 from kgreason.models.regularizers import REGULARIZERS, Regularizer
 from kgreason.registry import Registry
 
@@ -36,6 +37,7 @@ __all__ = [
     "as_real",
     "complex_l1_distances",
     "dot_scores",
+    "fast_dropout",
     "gather",
     "lp_distances",
     "register_model",
@@ -46,10 +48,12 @@ MAX_BROADCAST_ELEMENTS = 2**24
 
 #: Per-query candidates ``index[b, k]`` are scored by scoring every entity with one matmul and picking
 #: ``[b, k]`` when the table has at most this many rows per candidate (``n <= ratio * k``); a matmul over all
-#: rows beats gathering ``[b, k, d]`` rows well beyond ``n = k`` (measured on CPU: ~2.5x at ``n = 30 k``).
-DENSE_CANDIDATE_RATIO = 64
-#: The same for the L1 kernels, which have no matmul form (exact distances to every row cost ``b * n * d``).
-DENSE_CANDIDATE_RATIO_L1 = 8
+#: rows beats gathering ``[b, k, d]`` rows (and back-propagating into them) well beyond ``n = k``: measured on
+#: CPU, ~10x at ``n = 4 k`` and ~equal at ``n = 70 k`` (so sLCWA with one negative on UMLS/Kinship uses it).
+DENSE_CANDIDATE_RATIO = 128
+#: The same for the L1 kernels, which have no matmul form (exact distances to every row cost ``b * n * d``, as
+#: much as the gathered rows only when ``n <= k``).
+DENSE_CANDIDATE_RATIO_L1 = 1
 
 
 # ---- scoring kernels shared by the models ---------------------------------------------------------------------
@@ -71,9 +75,9 @@ def dot_scores(query: torch.Tensor, table: torch.Tensor, index: torch.Tensor | N
     """Dot products of ``query[b, d]`` with rows of ``table[n, d]``.
 
     ``index=None``: every row, ``[b, n]``, one matmul; ``index[k]`` (shared by the batch): ``[b, k]``, one
-    matmul against the ``k`` rows; ``index[b, k]`` (per query): ``[b, k]``, a batched dot product with the
-    gathered ``[b, k, d]`` rows, or one matmul against the whole table and a pick when that is cheaper
-    (:data:`DENSE_CANDIDATE_RATIO`).
+    matmul against the ``k`` rows; ``index[b, k]`` (per query): ``[b, k]``, dot products with the gathered
+    ``[b, k, d]`` rows (:func:`kgreason.models.kernels.gathered_dot`), or one matmul against the whole table and
+    a pick when that is cheaper (:data:`DENSE_CANDIDATE_RATIO`).
     """
     if index is None:
         return query @ table.t()
@@ -81,7 +85,7 @@ def dot_scores(query: torch.Tensor, table: torch.Tensor, index: torch.Tensor | N
         return query @ gather(table, index).t()
     if _dense(table, index, DENSE_CANDIDATE_RATIO):
         return (query @ table.t()).gather(1, index)
-    return torch.bmm(gather(table, index), query.unsqueeze(-1)).squeeze(-1)
+    return gathered_dot(query, table, index)
 
 
 def lp_distances(
@@ -96,6 +100,10 @@ def lp_distances(
         return torch.cdist(query, gather(table, index), p=p)
     if _dense(table, index, DENSE_CANDIDATE_RATIO if p == 2 else DENSE_CANDIDATE_RATIO_L1):
         return torch.cdist(query, table, p=p).gather(1, index)
+    if p == 1:
+        return gathered_l1(query, table, index)
+    if p == 2:
+        return gathered_l2(query, table, index)
     return torch.cdist(query.unsqueeze(1), gather(table, index), p=p).squeeze(1)
 
 
@@ -119,6 +127,18 @@ def complex_l1_distances(
     q = query.unsqueeze(1)
     parts = [(q - rows[i : i + chunk].unsqueeze(0)).abs().sum(dim=-1) for i in range(0, n, chunk)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout, as :func:`torch.nn.functional.dropout`: each entry kept with probability ``1 - p`` and
+    scaled by ``1 / (1 - p)``; ``x`` itself when not ``training`` or ``p == 0``. The mask comes from
+    ``torch.rand`` (vectorised) instead of ``bernoulli_``, which on CPU takes 2-3x longer -- for the embedding
+    dropout of ComplEx, more than the rest of a training step on small graphs. Uses the global torch RNG."""
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
 
 
 def as_complex(x: torch.Tensor) -> torch.Tensor:

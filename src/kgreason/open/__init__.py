@@ -1,5 +1,15 @@
 """Open KG reasoning (CPL, Fu et al. 2019): the text side -- distant supervision, the PCNN-ATT bag encoder,
-held-out extraction metrics and the fact-extraction agent that suggests corpus edges to the reasoner.
+held-out extraction metrics and the fact-extraction agent that suggests corpus edges to the reasoner -- and the
+collaboration of the two agents (joint action space, alternating REINFORCE, adaptive sampling, replay), the
+baselines (MINERVA, Two-Step) and the trainer (see docs/open.md).
+
+    from kgreason.open import CPLConfig, train_cpl, explain_cpl
+
+    result = train_cpl("family", "runs/cpl", CPLConfig.for_variant("cpl", subsample=0.2))
+    for answer in explain_cpl("runs/cpl", "ada_smith_3", "grandmother_of", top_k=3):
+        print(answer)                                                   # text edges marked, with sentences
+
+The pieces:
 
     from kgreason.open import build_bag_dataset, PCNNAttention, pretrain_extractor, FactExtractor
 
@@ -11,6 +21,20 @@ held-out extraction metrics and the fact-extraction agent that suggests corpus e
     s = extractor.suggest(entities, k=5)                               # [b, k] relations/targets/scores/mask
 """
 
+from kgreason.open.baselines import TwoStepSearch, augmented_graph, extracted_facts, select_threshold
+from kgreason.open.collaboration import (
+    KEPT,
+    ORIGIN_NAMES,
+    SUGGESTED,
+    AdaptiveSampling,
+    CollaborativeAgents,
+    TextCandidateSource,
+    TextEdgeMemory,
+    beam_text_share,
+    rewarded_text_edges,
+    uses_text,
+)
+from kgreason.open.config import VARIANTS, CPLConfig, default_reasoner_config
 from kgreason.open.distant_supervision import (
     NA_LABEL,
     BagBatch,
@@ -40,9 +64,56 @@ from kgreason.open.metrics import (
     precision_recall_curve,
     ranked_predictions,
 )
+from kgreason.open.replay import ReplayBatch, ReplayMemory, replay_log_probs
+from kgreason.open.trainer import (
+    CPLResult,
+    CPLStatsCallback,
+    CPLTrainingLoop,
+    ExplainedAnswer,
+    LoadedCPL,
+    SelectionEvaluationCallback,
+    TextEvidence,
+    decoded_text_share,
+    explain_cpl,
+    load_cpl,
+    plot_text_share,
+    train_cpl,
+)
 
 __all__ = [
+    "KEPT",
     "NA_LABEL",
+    "ORIGIN_NAMES",
+    "SUGGESTED",
+    "VARIANTS",
+    "AdaptiveSampling",
+    "CPLConfig",
+    "CPLResult",
+    "CPLStatsCallback",
+    "CPLTrainingLoop",
+    "CollaborativeAgents",
+    "ExplainedAnswer",
+    "LoadedCPL",
+    "ReplayBatch",
+    "ReplayMemory",
+    "SelectionEvaluationCallback",
+    "TextCandidateSource",
+    "TextEdgeMemory",
+    "TextEvidence",
+    "TwoStepSearch",
+    "augmented_graph",
+    "beam_text_share",
+    "decoded_text_share",
+    "default_reasoner_config",
+    "explain_cpl",
+    "extracted_facts",
+    "load_cpl",
+    "plot_text_share",
+    "replay_log_probs",
+    "rewarded_text_edges",
+    "select_threshold",
+    "train_cpl",
+    "uses_text",
     "BagBatch",
     "BagDataset",
     "ExtractorPretrainingLoop",

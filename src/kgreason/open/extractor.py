@@ -328,7 +328,10 @@ class FactExtractor(nn.Module):
             uniform = torch.rand(key.shape, device=self.device, generator=generator)
             key = key - torch.log(-torch.log(uniform.clamp(min=1e-20)))
         key = key.masked_fill(~selectable[rows], -math.inf)
-        top = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]  # [rows, k']
+        if sample:  # Gumbel keys have no ties (almost surely): a top-k is enough, and much cheaper than a sort
+            top = torch.topk(key, min(k, key.shape[1]), dim=1).indices  # [rows, k']
+        else:
+            top = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]  # [rows, k']
         mask = torch.gather(selectable[rows], 1, top)
         slot, rel = torch.div(top, num_rel, rounding_mode="floor"), top % num_rel
         ent = torch.gather(entry[rows], 1, slot)

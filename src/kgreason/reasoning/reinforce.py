@@ -10,6 +10,7 @@ Action dropout (eq. 8-9): actions are *sampled* from ``pi~ ∝ pi * m + eps * (1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,7 @@ from kgreason.typing import BoolTensor, FloatTensor, LongTensor
 
 __all__ = [
     "MovingAverageBaseline",
+    "SamplingHook",
     "bernoulli_keep",
     "Rollout",
     "action_dropout_distribution",
@@ -115,6 +117,13 @@ def sample_actions(weights: FloatTensor, generator: torch.Generator | None = Non
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(weights.shape[1] - 1)
 
 
+#: ``hook(step, weights, actions, rows) -> weights``: adjusts the (unnormalised, non-negative) sampling weights
+#: ``FloatTensor[n, A]`` of a step before actions are drawn; row ``i`` of ``weights`` belongs to row ``rows[i]`` of
+#: ``actions`` (the first step is computed once per query and sampled ``N`` times). Used e.g. by CPL's adaptive
+#: sampling to raise the priority of text edges; log-probabilities (and so gradients) keep the unperturbed policy.
+SamplingHook = Callable[[int, FloatTensor, ActionSpace, LongTensor], FloatTensor]
+
+
 def _policy_step(
     policy: WalkerPolicy,
     tables: PolicyTables,
@@ -140,6 +149,7 @@ def sample_rollouts(
     action_dropout: float = 0.0,
     epsilon: float = 1e-10,
     generator: torch.Generator | None = None,
+    sampling_hook: SamplingHook | None = None,
 ) -> Rollout:
     """Sample ``num_rollouts`` walks of ``episode.env.num_steps`` steps per query.
 
@@ -150,6 +160,8 @@ def sample_rollouts(
         action_dropout: ``alpha``, the probability of dropping an action from the sampling distribution.
         epsilon: smoothing of dropped actions.
         generator: random generator on the policy's device (for reproducible sampling).
+        sampling_hook: optional :data:`SamplingHook` applied to the sampling weights of every step (after action
+            dropout).
 
     Returns:
         a :class:`Rollout` with ``W = B * N`` walks, query-major (walker ``w`` answers query ``w // N``).
@@ -166,6 +178,8 @@ def sample_rollouts(
     actions = episode.actions(0, queries.sources, qidx_b)
     logp, probs, entropy = _policy_step(policy, tables, history.top, queries.sources, queries.relations, actions)
     weights = action_dropout_distribution(probs.detach(), actions.mask, action_dropout, epsilon, generator, N)
+    if sampling_hook is not None:
+        weights = sampling_hook(0, weights, actions, qidx)
     choice = sample_actions(weights, generator)  # [W]
     rel, ent, org = actions.select(qidx, choice)
     logps = [logp[qidx, choice]]
@@ -180,6 +194,8 @@ def sample_rollouts(
         logp, probs, entropy = _policy_step(policy, tables, history.top, ent, queries.relations[qidx], actions)
         entropies.append(entropy)
         weights = action_dropout_distribution(probs.detach(), actions.mask, action_dropout, epsilon, generator)
+        if sampling_hook is not None:
+            weights = sampling_hook(t, weights, actions, rows)
         choice = sample_actions(weights, generator)
         logps.append(logp[rows, choice])
         rel, ent, org = actions.select(rows, choice)

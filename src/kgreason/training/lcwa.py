@@ -52,14 +52,19 @@ class MultiLabelIndex:
     def __len__(self) -> int:
         return int(self.queries.shape[0])
 
-    def labels(self, index: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Dense multi-hot labels ``[b, num_classes]`` of the queries ``index[b]``."""
+    def label_positions(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, cols)``: the positions of the ones in :meth:`labels` of the queries ``index[b]`` (distinct
+        pairs; ``rows`` ascending)."""
         start = self.offsets[index]
         counts = self.offsets[index + 1] - start
         rows = torch.repeat_interleave(torch.arange(index.numel(), device=index.device), counts)
         first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
         within = torch.arange(rows.numel(), device=index.device) - first
-        cols = self.answers[start[rows] + within]
+        return rows, self.answers[start[rows] + within]
+
+    def labels(self, index: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Dense multi-hot labels ``[b, num_classes]`` of the queries ``index[b]``."""
+        rows, cols = self.label_positions(index)
         labels = torch.zeros(index.numel(), self.num_classes, dtype=dtype, device=index.device)
         labels.index_put_((rows, cols), torch.ones((), dtype=dtype, device=index.device))
         return labels
@@ -118,8 +123,8 @@ class LCWATrainingLoop(KGETrainingLoop):
         self._reset_regularization()
         queries = self.label_index.queries[batch]
         scores = self.score(queries)
-        labels = self.label_index.labels(batch, dtype=scores.dtype)
-        return self.loss.lcwa(scores, labels) + self.regularization_term()
+        rows, cols = self.label_index.label_positions(batch)
+        return self._with_regularization(self.loss.lcwa_sparse(scores, rows, cols))
 
     def score(self, queries: torch.Tensor) -> torch.Tensor:
         """Scores ``[b, num_classes]`` of every candidate for ``queries[b, 2]``."""
@@ -160,4 +165,4 @@ class SymmetricLCWATrainingLoop(KGETrainingLoop):
         tail_labels = self.tail_index.labels(self.tail_index.query_of[batch], dtype=tail_scores.dtype)
         head_labels = self.head_index.labels(self.head_index.query_of[batch], dtype=head_scores.dtype)
         loss = 0.5 * (self.loss.lcwa(tail_scores, tail_labels) + self.loss.lcwa(head_scores, head_labels))
-        return loss + self.regularization_term()
+        return self._with_regularization(loss)

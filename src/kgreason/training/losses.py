@@ -69,6 +69,13 @@ class Loss(nn.Module):
             "use bce, softplus or cross_entropy"
         )
 
+    def lcwa_sparse(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """:meth:`lcwa` with the labels given by their positions: ``labels[rows, cols] = 1`` (distinct pairs),
+        0 elsewhere. Losses that can avoid the dense label matrix override it; this default builds it."""
+        labels = torch.zeros_like(scores)
+        labels[rows, cols] = 1.0
+        return self.lcwa(scores, labels)
+
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         """``loss(pos, neg[, valid])`` -> :meth:`slcwa` when the first argument is 1-d, else :meth:`lcwa`."""
         if args[0].dim() == 1:
@@ -96,6 +103,10 @@ class _PointwiseLoss(Loss):
         self, positive_scores: torch.Tensor, negative_scores: torch.Tensor, valid: torch.Tensor | None = None
     ) -> torch.Tensor:
         eps = self.label_smoothing
+        if not eps:  # hard targets: l(s, 1) = softplus(-s), l(s, 0) = softplus(s), no target tensors needed
+            pos = F.softplus(-positive_scores)
+            neg = _valid_mean(F.softplus(negative_scores), valid)
+            return 0.5 * (pos + neg).mean()
         pos_t = torch.full_like(positive_scores, 1.0 - eps / 2)
         neg_t = torch.full_like(negative_scores, eps / 2)
         pos = self.pointwise(positive_scores, pos_t)
@@ -107,6 +118,47 @@ class _PointwiseLoss(Loss):
         if self.label_smoothing:
             labels = (1.0 - self.label_smoothing) * labels + self.label_smoothing / scores.shape[-1]
         return self.pointwise(scores, labels).mean()
+
+    def lcwa_sparse(self, scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        # both pointwise losses are BCE with logits, softplus(s) - y's, averaged: no dense labels needed
+        # (a subclass that redefines lcwa or pointwise gets its own definition, through the dense labels)
+        cls = type(self)
+        if cls.lcwa is _PointwiseLoss.lcwa and cls.pointwise in _BCE_POINTWISE:
+            return _SparseLabelBCE.apply(scores, rows, cols, self.label_smoothing)
+        return super().lcwa_sparse(scores, rows, cols)
+
+
+class _SparseLabelBCE(torch.autograd.Function):
+    """Mean BCE with logits of ``scores[b, n]`` against labels 1 at ``(rows, cols)`` (distinct), 0 elsewhere,
+    smoothed as ``(1 - eps) y + eps / n``: ``[sum softplus(s) - (1 - eps) sum_labels s - eps / n sum s] / (b n)``.
+
+    The dense LCWA path builds the ``[b, n]`` labels, smooths them and lets autograd keep several ``[b, n]``
+    tensors; here the backward pass is ``(sigmoid(s) - eps / n) / (b n)`` minus ``(1 - eps) / (b n)`` at the
+    labels: one ``[b, n]`` tensor, written in place.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, rows, cols, eps):  # type: ignore[no-untyped-def,override]
+        b, n = scores.shape
+        positives = scores[rows, cols].sum()
+        total = torch.nn.functional.softplus(scores).sum() - (1.0 - eps) * positives
+        if eps:
+            total = total - (eps / n) * scores.sum()
+        ctx.save_for_backward(scores, rows, cols)
+        ctx.eps = float(eps)
+        return total / (b * n)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+        scores, rows, cols = ctx.saved_tensors
+        b, n = scores.shape
+        scale = grad / (b * n)
+        out = torch.sigmoid(scores)
+        if ctx.eps:
+            out.sub_(ctx.eps / n)
+        out.index_put_((rows, cols), torch.full_like(rows, ctx.eps - 1.0, dtype=out.dtype), accumulate=True)
+        return out.mul_(scale), None, None, None
 
 
 @LOSSES.register("softplus")
@@ -127,6 +179,10 @@ class BCEWithLogitsLoss(_PointwiseLoss):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
+
+
+#: pointwise functions equal to BCE with logits on 0/1 (and, for BCE, smoothed) targets
+_BCE_POINTWISE = (_PointwiseLoss.pointwise, SoftplusLoss.pointwise)
 
 
 @LOSSES.register("margin_ranking", "margin", "marginranking", "pairwise_hinge")

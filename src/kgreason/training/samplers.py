@@ -90,6 +90,10 @@ class NegativeSampler:
         corruption: columns that may be corrupted, among ``"head"``, ``"relation"``, ``"tail"``.
         filtered: mark negatives that are known positives as invalid (returned mask).
         filter_triples: known positives for filtering; default ``triples``.
+        side_per_positive: draw the corrupted column once per positive, for all its ``k`` negatives (as
+            PyKEEN's basic sampler and the RotatE reference, which corrupt a whole positive -- or batch -- on one
+            side), instead of once per negative. Each negative's column has the same distribution either way;
+            :class:`~kgreason.training.slcwa.SLCWATrainingLoop` then scores each positive on one side only.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class NegativeSampler:
         corruption: Sequence[str] = ("head", "tail"),
         filtered: bool = False,
         filter_triples: torch.Tensor | None = None,
+        side_per_positive: bool = False,
     ) -> None:
         if num_negs_per_pos < 1:
             raise ValueError(f"num_negs_per_pos must be >= 1, got {num_negs_per_pos}")
@@ -116,6 +121,7 @@ class NegativeSampler:
         self.num_negs_per_pos = int(num_negs_per_pos)
         self.corruption = tuple(dict.fromkeys(corruption))
         self.columns = torch.tensor([_SIDE_COLUMN[c] for c in self.corruption], dtype=torch.long)
+        self.side_per_positive = bool(side_per_positive)
         self.filtered = bool(filtered)
         self.filter_set = (
             TripleSet(triples if filter_triples is None else filter_triples, num_entities, num_relations)
@@ -140,6 +146,9 @@ class NegativeSampler:
         columns = self.columns.to(positives.device)
         if columns.numel() == 1:
             return columns.expand(b, k).clone()
+        if self.side_per_positive:
+            pick = torch.randint(columns.numel(), (b, 1), device=positives.device, generator=generator)
+            return columns[pick].expand(b, k)
         pick = torch.randint(columns.numel(), (b, k), device=positives.device, generator=generator)
         return columns[pick]
 
@@ -203,8 +212,8 @@ class BernoulliNegativeSampler(NegativeSampler):
     def choose_columns(self, positives: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         b, k = positives.shape[0], self.num_negs_per_pos
         p_head = self.head_probability.to(positives.device)[positives[:, RELATION]]
-        u = torch.rand((b, k), device=positives.device, generator=generator)
-        return torch.where(u < p_head.unsqueeze(1), HEAD, TAIL)
+        u = torch.rand((b, 1 if self.side_per_positive else k), device=positives.device, generator=generator)
+        return torch.where(u < p_head.unsqueeze(1), HEAD, TAIL).expand(b, k)
 
 
 def bernoulli_head_probability(triples: torch.Tensor, num_relations: int) -> torch.Tensor:

@@ -78,6 +78,9 @@ class SLCWATrainingLoop(KGETrainingLoop):
                 raise ValueError(
                     "Bernoulli sampling chooses head or tail; with inverse relations only tails are corrupted"
                 )
+        # one corrupted side per positive: each positive is then scored on that side only (half the work of
+        # scoring every positive on both sides); a sampler built by the caller is used as it is
+        sampler_kwargs.setdefault("side_per_positive", True)
         if filter_triples is not None and self.reciprocal:
             from kgreason.data.triples import add_inverse_triples
 
@@ -112,8 +115,15 @@ class SLCWATrainingLoop(KGETrainingLoop):
         if not isinstance(batch, SLCWABatch):
             batch = self.prepare_batch(batch)
         self._reset_regularization()
-        pos_scores, neg_scores = self.score(batch.positives, batch.negatives)
-        return self.loss.slcwa(pos_scores, neg_scores, batch.valid) + self.regularization_term()
+        positives, negatives, valid = batch.positives, batch.negatives, batch.valid
+        grouping = self._side_order(positives, negatives)
+        if grouping is None:
+            pos_scores, neg_scores = self.score(positives, negatives)
+        else:  # rows grouped by corrupted side; the loss is a mean over rows, so their order does not matter
+            order, counts = grouping
+            valid = None if valid is None else valid[order]
+            pos_scores, neg_scores = self._score_grouped(positives[order], negatives[order], counts)
+        return self._with_regularization(self.loss.slcwa(pos_scores, neg_scores, valid))
 
     def score(self, positives: torch.Tensor, negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores ``[b]`` of ``positives[b, 3]`` and ``[b, k]`` of ``negatives[b, k, 3]``.
@@ -122,23 +132,24 @@ class SLCWATrainingLoop(KGETrainingLoop):
         ``score_t(hr, tails=[b, 1 + k])``, ``score_h(rt, heads=[b, 1 + k])``, ``score_r(ht)`` (gathered);
         each negative takes the score of the side it corrupts. Scoring per query with a candidate list
         encodes the query once and is far faster than ``score_hrt`` on ``b * (1 + k)`` separate triples.
+        When every positive's negatives corrupt one side (``side_per_positive``, the loop's default), each
+        positive is scored on that side only.
         """
+        grouping = self._side_order(positives, negatives)
+        if grouping is not None:
+            order, counts = grouping
+            pos_scores, neg_scores = self._score_grouped(positives[order], negatives[order], counts)
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(order.numel(), device=order.device)
+            return pos_scores[inverse], neg_scores[inverse]
         sides = self.negative_sampler.corruption
         parts: dict[int, torch.Tensor] = {}
         pos_score: torch.Tensor | None = None
-        if "tail" in sides:
-            tails = torch.cat([positives[:, 2:3], negatives[:, :, 2]], dim=1)
-            scores = self.model.score_t(positives[:, :2], tails=tails)  # type: ignore[operator]
-            pos_score, parts[TAIL] = scores[:, 0], scores[:, 1:]
-        if "head" in sides:
-            heads = torch.cat([positives[:, 0:1], negatives[:, :, 0]], dim=1)
-            scores = self.model.score_h(positives[:, 1:], heads=heads)  # type: ignore[operator]
-            pos_score, parts[HEAD] = (scores[:, 0] if pos_score is None else pos_score), scores[:, 1:]
-        if "relation" in sides:
-            scores = self.model.score_r(positives[:, [0, 2]])  # type: ignore[operator]
-            rel = torch.cat([positives[:, 1:2], negatives[:, :, 1]], dim=1)
-            scores = scores.gather(1, rel)
-            pos_score, parts[RELATION] = (scores[:, 0] if pos_score is None else pos_score), scores[:, 1:]
+        for side in ("tail", "head", "relation"):
+            if side in sides:
+                col = {"tail": TAIL, "head": HEAD, "relation": RELATION}[side]
+                scores = self._score_side(col, positives, negatives)
+                pos_score, parts[col] = (scores[:, 0] if pos_score is None else pos_score), scores[:, 1:]
         assert pos_score is not None
         if len(parts) == 1:
             return pos_score, next(iter(parts.values()))
@@ -148,3 +159,40 @@ class SLCWATrainingLoop(KGETrainingLoop):
         for col, values in parts.items():
             neg_score = torch.where(column == col, values, neg_score)
         return pos_score, neg_score
+
+    def _score_side(self, column: int, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """``[b, 1 + k]``: the positive and the ``column`` values of its negatives as candidates of the
+        positive's query on that side."""
+        candidates = torch.cat([positives[:, column : column + 1], negatives[:, :, column]], dim=1)
+        if column == TAIL:
+            return self.model.score_t(positives[:, :2], tails=candidates)  # type: ignore[operator]
+        if column == HEAD:
+            return self.model.score_h(positives[:, 1:], heads=candidates)  # type: ignore[operator]
+        return self.model.score_r(positives[:, [0, 2]]).gather(1, candidates)  # type: ignore[operator]
+
+    def _side_order(
+        self, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, list[int]] | None:
+        """When several sides are corrupted but each positive's negatives all corrupt the same one: a row order
+        grouping the positives by that column (head, relation, tail) and the size of each group; else ``None``."""
+        if len(self.negative_sampler.corruption) < 2 or negatives.shape[1] == 0:
+            return None
+        column = (negatives != positives.unsqueeze(1)).long().argmax(dim=-1)  # [b, k]
+        first = column[:, 0]
+        if not bool((column == first.unsqueeze(1)).all()):
+            return None
+        return torch.argsort(first, stable=True), torch.bincount(first, minlength=3).tolist()
+
+    def _score_grouped(
+        self, positives: torch.Tensor, negatives: torch.Tensor, counts: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of rows grouped by corrupted column (``counts[c]`` rows corrupt column ``c``, in order)."""
+        parts, start = [], 0
+        for col, n in enumerate(counts):
+            if n:
+                parts.append(
+                    self._score_side(col, positives[start : start + n], negatives[start : start + n])
+                )
+                start += n
+        scores = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return scores[:, 0], scores[:, 1:]

@@ -1,0 +1,435 @@
+"""kgreason vs PyKEEN: epoch time and final MRR of KGE training on the same configuration, in one run.
+
+Usage::
+
+    pip install -c constraints.txt -e '.[benchmark]'        # PyKEEN 1.11.1 (torch==2.13.0 installed first)
+    python benchmarks/bench_kge_speed.py --dataset umls --threads 2
+    python benchmarks/bench_kge_speed.py --dataset kinship --models rotate --loops slcwa32 --epochs 6
+    python benchmarks/bench_kge_speed.py --dataset fb15k-237 --models complex --loops lcwa --epochs 2 --no-eval
+
+For every (model, loop) pair both libraries train the same configuration in this process, one after the
+other: dataset (kgreason's vocabulary and splits, handed to PyKEEN as mapped triples), model, embedding
+dimension (``--dim``, 128), batch size (512 sLCWA / 256 LCWA), negatives per positive (``slcwa1``,
+``slcwa32``), epochs, optimiser (Adam, the kgreason model's default learning rate unless ``--lr``), loss
+(sLCWA: self-adversarial NSSA, margin 9, for TransE/RotatE and softplus for the others; LCWA: BCE with
+label smoothing 0.1), reciprocal relations where the kgreason model uses them (ComplEx, DistMult, ConvE;
+PyKEEN ``create_inverse_triples=True`` and tail-only corruption there), thread count
+(``torch.set_num_threads``). PyKEEN's models are built aligned with kgreason's (no regulariser, Xavier
+initialisation for ComplEx, no entity constraint for DistMult); each of those choices makes PyKEEN faster or
+better, never slower. ``--pykeen-defaults`` keeps PyKEEN's own model defaults instead.
+
+Epoch time: wall time between consecutive ``post_epoch`` callbacks (so everything between two epochs counts,
+e.g. PyKEEN's ``gc.collect()``), the median over the epochs after the first (the first is a warm-up).
+Final MRR: both libraries' models are evaluated by kgreason's ``RankBasedEvaluator`` on the test split,
+filtered with all splits, realistic ranks, tail-only and both sides.
+
+LCWA throughput: the FLOPs of an LCWA epoch's scoring matmuls (forward ``2 Q D E``, backward twice that, with
+``Q`` queries per epoch, ``D`` real embedding width, ``E`` entities; ConvE adds its convolution and projection)
+divided by the epoch time, as a fraction of the dense float32 matmul FLOP/s measured here at the same thread
+count (``bench_matmul.py``). TransE (L1 distances) has no matmul form and gets no figure.
+
+Timings on a machine where other work runs are noisy; the ratios of one run (both libraries measured back to
+back) are the figures to compare. Every line states the thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_matmul import measure_matmul_flops  # noqa: E402
+
+from kgreason.data import Dataset  # noqa: E402
+from kgreason.evaluation import RankBasedEvaluator  # noqa: E402
+from kgreason.models import MODELS  # noqa: E402
+from kgreason.training import LCWATrainingLoop, SLCWATrainingLoop  # noqa: E402
+from kgreason.training.callbacks import TrainingCallback  # noqa: E402
+
+ALL_MODELS = ("transe", "distmult", "complex", "rotate", "conve")
+ALL_LOOPS = ("slcwa1", "slcwa32", "lcwa")
+RECIPROCAL = {"transe": False, "distmult": True, "complex": True, "rotate": False, "conve": True}
+SLCWA_LOSS = {"transe": "nssa", "rotate": "nssa"}  # others: softplus
+NSSA_KWARGS = {"margin": 9.0, "adversarial_temperature": 1.0}
+LABEL_SMOOTHING = 0.1
+
+
+@dataclass
+class Config:
+    dataset: str
+    model: str
+    loop: str
+    dim: int
+    batch_size: int
+    num_negatives: int | None
+    epochs: int
+    lr: float
+    loss: str
+    reciprocal: bool
+    threads: int
+    seed: int
+
+    @property
+    def conve_height(self) -> int:
+        """PyKEEN's default ConvE image height for ``dim``: the largest factor of ``dim`` up to ``sqrt(dim)``."""
+        root = int(math.isqrt(self.dim))
+        return max(f for f in range(1, root + 1) if self.dim % f == 0)
+
+
+@dataclass
+class RunResult:
+    library: str
+    epoch_seconds: list[float] = field(default_factory=list)
+    epoch_cpu_seconds: list[float] = field(default_factory=list)
+    tail_mrr: float | None = None
+    both_mrr: float | None = None
+    both_hits10: float | None = None
+    error: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        timed = self.epoch_seconds[1:] or self.epoch_seconds
+        return statistics.median(timed) if timed else None
+
+    @property
+    def cpu_median(self) -> float | None:
+        timed = self.epoch_cpu_seconds[1:] or self.epoch_cpu_seconds
+        return statistics.median(timed) if timed else None
+
+
+def _default_lr(model: str, loop_kind: str) -> float:
+    defaults = dict(MODELS.get(model).default_training)
+    defaults.update(defaults.get(loop_kind, {}) or {})
+    return float(defaults.get("lr", 1e-3))
+
+
+# ---- kgreason --------------------------------------------------------------------------------------------------
+
+
+def _stamp() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+class _EpochTimer(TrainingCallback):
+    def __init__(self, stamps: list[tuple[float, float]]) -> None:
+        self.stamps = stamps
+
+    def post_epoch(self, **kwargs: Any) -> None:
+        self.stamps.append(_stamp())
+
+
+def run_kgreason(cfg: Config, ds: Dataset) -> tuple[RunResult, Any, int]:
+    torch.manual_seed(cfg.seed)
+    kwargs: dict[str, Any] = {"embedding_dim": cfg.dim, "inverse_relations": cfg.reciprocal}
+    if cfg.model == "conve":
+        kwargs["embedding_height"] = cfg.conve_height
+    if cfg.model in ("complex", "conve"):
+        kwargs["embedding_dropout"] = 0.0  # PyKEEN's ComplEx and ConvE have none
+    model = MODELS.make(cfg.model, kwargs, num_entities=ds.num_entities, num_relations=ds.num_relations)
+    stamps: list[tuple[float, float]] = []
+    common: dict[str, Any] = {
+        "batch_size": cfg.batch_size,
+        "optimizer": "adam",
+        "lr": cfg.lr,
+        "device": "cpu",
+        "seed": cfg.seed,
+        "callbacks": [_EpochTimer(stamps)],
+    }
+    if cfg.loop == "lcwa":
+        loop: Any = LCWATrainingLoop(
+            model, ds.train, loss="bce", loss_kwargs={"label_smoothing": LABEL_SMOOTHING}, **common
+        )
+    else:
+        loop = SLCWATrainingLoop(
+            model,
+            ds.train,
+            num_negs_per_pos=cfg.num_negatives or 1,
+            loss=cfg.loss,
+            loss_kwargs=NSSA_KWARGS if cfg.loss == "nssa" else {},
+            **common,
+        )
+    start = _stamp()
+    loop.train(cfg.epochs)
+    result = RunResult("kgreason", *_durations(start, stamps))
+    return result, model, loop.num_examples
+
+
+# ---- PyKEEN ----------------------------------------------------------------------------------------------------
+
+
+class _PyKEENScorer:
+    """kgreason's Scorer protocol over a trained PyKEEN model (``predict_h`` handles inverse relations)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def score_t(self, hr: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_t(hr)
+
+    def score_h(self, rt: torch.Tensor) -> torch.Tensor:
+        return self.model.predict_h(rt)
+
+
+def run_pykeen(cfg: Config, ds: Dataset, pykeen_defaults: bool) -> tuple[RunResult, Any]:
+    from pykeen import losses as pk_losses
+    from pykeen import models as pk_models
+    from pykeen.training import LCWATrainingLoop as PKLCWA
+    from pykeen.training import SLCWATrainingLoop as PKSLCWA
+    from pykeen.training.callbacks import TrainingCallback as PKCallback
+    from pykeen.triples import CoreTriplesFactory
+
+    torch.manual_seed(cfg.seed)
+    tf = CoreTriplesFactory(
+        mapped_triples=ds.train,
+        num_entities=ds.num_entities,
+        num_relations=ds.num_relations,
+        create_inverse_triples=cfg.reciprocal,
+    )
+    if cfg.loop == "lcwa" or cfg.loss == "bce":
+        loss: Any = pk_losses.BCEWithLogitsLoss()
+    elif cfg.loss == "nssa":
+        loss = pk_losses.NSSALoss(
+            margin=NSSA_KWARGS["margin"], adversarial_temperature=NSSA_KWARGS["adversarial_temperature"]
+        )
+    else:
+        loss = pk_losses.SoftplusLoss()
+    aligned: dict[str, dict[str, Any]] = {
+        "transe": {"scoring_fct_norm": 1, "relation_initializer": "xavier_uniform"},
+        "distmult": {
+            "regularizer": None,
+            "entity_constrainer": None,
+            "relation_initializer": "xavier_uniform",
+        },
+        "complex": {
+            "regularizer": None,
+            "entity_initializer": "xavier_uniform",
+            "relation_initializer": "xavier_uniform",
+        },
+        "rotate": {},
+        "conve": {},
+    }
+    classes = {
+        "transe": pk_models.TransE,
+        "distmult": pk_models.DistMult,
+        "complex": pk_models.ComplEx,
+        "rotate": pk_models.RotatE,
+        "conve": pk_models.ConvE,
+    }
+    kwargs = {} if pykeen_defaults else aligned[cfg.model]
+    model = classes[cfg.model](
+        triples_factory=tf, embedding_dim=cfg.dim, loss=loss, random_seed=cfg.seed, **kwargs
+    )
+    stamps: list[tuple[float, float]] = []
+
+    class Timer(PKCallback):
+        def post_epoch(self, epoch: int, epoch_loss: float, **kw: Any) -> None:
+            stamps.append(_stamp())
+
+    if cfg.loop == "lcwa":
+        loop: Any = PKLCWA(model=model, triples_factory=tf, optimizer="adam", optimizer_kwargs={"lr": cfg.lr})
+        train_kwargs: dict[str, Any] = {"label_smoothing": LABEL_SMOOTHING}
+    else:
+        sampler_kwargs: dict[str, Any] = {"num_negs_per_pos": cfg.num_negatives}
+        if cfg.reciprocal:
+            sampler_kwargs["corruption_scheme"] = ("tail",)
+        loop = PKSLCWA(
+            model=model,
+            triples_factory=tf,
+            optimizer="adam",
+            optimizer_kwargs={"lr": cfg.lr},
+            negative_sampler="basic",
+            negative_sampler_kwargs=sampler_kwargs,
+        )
+        train_kwargs = {}
+    start = _stamp()
+    loop.train(
+        triples_factory=tf,
+        num_epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        use_tqdm=False,
+        callbacks=[Timer()],
+        pin_memory=False,
+        **train_kwargs,
+    )
+    return RunResult("pykeen", *_durations(start, stamps)), model
+
+
+# ---- shared ----------------------------------------------------------------------------------------------------
+
+
+def _durations(
+    start: tuple[float, float], stamps: list[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """Wall and process CPU seconds of each epoch."""
+    pairs = list(zip([start, *stamps[:-1]], stamps))
+    return [b[0] - a[0] for a, b in pairs], [b[1] - a[1] for a, b in pairs]
+
+
+def evaluate(result: RunResult, scorer: Any, ds: Dataset, evaluator: RankBasedEvaluator) -> None:
+    if hasattr(scorer, "eval"):
+        scorer.eval()
+    with torch.no_grad():
+        metrics = evaluator.evaluate(scorer, ds.test, sides=("head", "tail")).metrics
+    result.tail_mrr = metrics["tail.realistic.mrr"]
+    result.both_mrr = metrics["both.realistic.mrr"]
+    result.both_hits10 = metrics["both.realistic.hits_at_10"]
+
+
+def lcwa_matmul_flops(cfg: Config, num_queries: int, num_entities: int) -> float | None:
+    """FLOPs of one LCWA epoch's dense products (forward + backward = 3x forward)."""
+    if cfg.model == "transe":
+        return None
+    width = 2 * cfg.dim if cfg.model in ("complex", "rotate") else cfg.dim
+    flops = 2.0 * num_queries * width * num_entities
+    if cfg.model == "conve":
+        h = cfg.conve_height
+        w = cfg.dim // h
+        out = (2 * h - 2) * (w - 2)
+        flops += 2.0 * num_queries * (32 * out * 9 + 32 * out * cfg.dim)
+    return 3.0 * flops
+
+
+def fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="umls")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("KGREASON_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument("--models", default=",".join(ALL_MODELS))
+    parser.add_argument(
+        "--loops", default=",".join(ALL_LOOPS), help="slcwa1, slcwa32, lcwa (comma-separated)"
+    )
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per run; the first is a warm-up")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--slcwa-batch-size", type=int, default=512)
+    parser.add_argument("--lcwa-batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=None, help="default: the kgreason model's default lr")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="run each pair this many times (alternating); keep the fastest"
+    )
+    parser.add_argument("--libraries", default="kgreason,pykeen")
+    parser.add_argument("--pykeen-defaults", action="store_true", help="PyKEEN's own model defaults")
+    parser.add_argument("--no-eval", action="store_true", help="skip the final test MRR")
+    parser.add_argument("--no-matmul", action="store_true", help="skip the matmul FLOP/s measurement")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    libraries = [x.strip() for x in args.libraries.split(",") if x.strip()]
+    ds = Dataset.from_directory(Path(args.data_dir) / args.dataset)
+    evaluator = RankBasedEvaluator(
+        ds.all_triples(), num_entities=ds.num_entities, batch_size=256, device="cpu"
+    )
+    peak = None
+    if not args.no_matmul:
+        peak = max(measure_matmul_flops(args.threads).values())
+        print(f"# dense float32 matmul peak: {peak / 1e9:.1f} GFLOP/s (threads={args.threads})")
+    print(
+        f"# {args.dataset}: E={ds.num_entities} R={ds.num_relations} train={len(ds.train)}; dim={args.dim}, "
+        f"epochs={args.epochs} (median of epochs 2..), threads={args.threads}, torch {torch.__version__}"
+    )
+    header = (
+        f"{'model':9s} {'loop':8s} {'kgreason s':>10s} {'pykeen s':>9s} {'ratio':>6s} {'cpu ratio':>9s}  "
+        f"{'MRR tail kg/pk':>15s} {'MRR both kg/pk':>15s} {'LCWA %peak':>10s}"
+    )
+    print(header)
+    records = []
+    for model in [m.strip().lower() for m in args.models.split(",") if m.strip()]:
+        for loop in [x.strip().lower() for x in args.loops.split(",") if x.strip()]:
+            kind = "lcwa" if loop == "lcwa" else "slcwa"
+            cfg = Config(
+                dataset=args.dataset,
+                model=model,
+                loop=loop,
+                dim=args.dim,
+                batch_size=args.lcwa_batch_size if kind == "lcwa" else args.slcwa_batch_size,
+                num_negatives=None if kind == "lcwa" else int(loop[len("slcwa") :] or 1),
+                epochs=args.epochs,
+                lr=args.lr if args.lr is not None else _default_lr(model, kind),
+                loss="bce" if kind == "lcwa" else SLCWA_LOSS.get(model, "softplus"),
+                reciprocal=RECIPROCAL[model],
+                threads=args.threads,
+                seed=args.seed,
+            )
+            results: dict[str, RunResult] = {}
+            num_queries = None
+            for repeat in range(args.repeats):  # libraries alternate; each keeps its fastest repeat
+                last = repeat == args.repeats - 1
+                for lib in libraries:
+                    try:
+                        if lib == "kgreason":
+                            res, scorer, num_queries = run_kgreason(cfg, ds)
+                        else:
+                            res, pk_model = run_pykeen(cfg, ds, args.pykeen_defaults)
+                            scorer = _PyKEENScorer(pk_model)
+                        if last and not args.no_eval:
+                            evaluate(res, scorer, ds, evaluator)
+                    except Exception as exc:  # report and go on with the other runs
+                        res = RunResult(lib, error=f"{type(exc).__name__}: {exc}")
+                    best = results.get(lib)
+                    if best is not None and (best.median or math.inf) <= (res.median or math.inf):
+                        best.tail_mrr, best.both_mrr = res.tail_mrr, res.both_mrr  # keep the fastest timing
+                        best.both_hits10 = res.both_hits10
+                    else:
+                        results[lib] = res
+            kg, pk = results.get("kgreason"), results.get("pykeen")
+            ratio = kg.median / pk.median if kg and pk and kg.median and pk.median else None
+            cpu_ratio = (
+                kg.cpu_median / pk.cpu_median if kg and pk and kg.cpu_median and pk.cpu_median else None
+            )
+            frac = None
+            if kind == "lcwa" and kg and kg.median and peak and num_queries:
+                flops = lcwa_matmul_flops(cfg, num_queries, ds.num_entities)
+                frac = None if flops is None else flops / kg.median / peak
+            print(
+                f"{model:9s} {loop:8s} {fmt(kg.median if kg else None, '10.4f')} "
+                f"{fmt(pk.median if pk else None, '9.4f')} {fmt(ratio, '6.3f')} {fmt(cpu_ratio, '9.3f')}  "
+                f"{fmt(kg.tail_mrr if kg else None, '7.3f')}/{fmt(pk.tail_mrr if pk else None, '.3f'):7s} "
+                f"{fmt(kg.both_mrr if kg else None, '7.3f')}/{fmt(pk.both_mrr if pk else None, '.3f'):7s} "
+                f"{fmt(None if frac is None else 100 * frac, '9.1f')}%  threads={args.threads}",
+                flush=True,
+            )
+            for r in results.values():
+                if r.error:
+                    print(f"  {r.library} failed: {r.error}", flush=True)
+            records.append(
+                {
+                    "config": asdict(cfg),
+                    "ratio": ratio,
+                    "cpu_ratio": cpu_ratio,
+                    "lcwa_fraction_of_matmul_peak": frac,
+                    **{
+                        lib: {**asdict(r), "median": r.median, "cpu_median": r.cpu_median}
+                        for lib, r in results.items()
+                    },
+                }
+            )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"matmul_peak_flops": peak, "threads": args.threads, "runs": records}, indent=1)
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""How the two CPL agents work together (Fu et al. 2019, §3.3): the joint action space, the extractor's reward,
+the edges that stay, adaptive sampling and the "text edges on positive paths" statistic of Fig. 4.
+
+**Joint action space.** At every step the reasoner at ``e_t`` chooses among the KG edges of ``e_t`` (the walk
+graph, origin 0) and the edges the extractor suggests out of ``e_t`` from the corpus (origin
+:data:`SUGGESTED`), plus the text edges kept from earlier positive paths (origin :data:`KEPT`).
+:class:`TextCandidateSource` plugs into :class:`~kgreason.reasoning.environment.WalkEnvironment` as its
+``candidate_source``: suggestions are made *per walker and per step* and handed to the environment as extra
+actions -- the shared graph is never written to. The extractor *samples* its ``k`` suggestions from its policy
+only while it is the agent being trained (exploration for REINFORCE, ``explore=True``); otherwise -- while the
+reasoner is trained, and at inference -- it acts with its ``k`` most probable edges, so the reasoner learns with
+the extractor it will be deployed with. "No relation" and edges already in the graph are never suggested.
+
+**Extractor reward** (γ = 0, step-wise): a text edge taken at step ``t`` of a walk that ends at the answer earns
+reward 1 at ``t``, every other suggestion 0 (:func:`rewarded_text_edges`); zero rewards give no gradient.
+
+**Edges that stay.** Rewarded edges are kept in a :class:`TextEdgeMemory` (an overlay of text edges, both
+directions, with how often each was rewarded) and offered again from then on, training and inference; the other
+suggestions vanish when the agents move on. The memory is a module buffer, so checkpoints and the best
+validation weights carry it.
+
+**Adaptive sampling** (§4.2): :class:`AdaptiveSampling` is a sampling hook of
+:func:`~kgreason.reasoning.reinforce.sample_rollouts` that raises the priority of text edges: with probability
+``lambda`` (annealed to 0) a walker draws its action from the policy *restricted to the text edges on offer*
+instead of from the whole policy, which gives the reasoner experience with text edges early in joint training
+while still following its preferences among them (a uniform draw would mostly reward lucky, wrongly labelled
+edges). Like action dropout it changes only how experience is generated; the loss uses the policy's own
+log-probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from kgreason.open.extractor import FactExtractor
+from kgreason.reasoning.beam_search import BeamSearchResult
+from kgreason.reasoning.environment import ActionSpace, ExtraActions, Queries
+from kgreason.reasoning.policy import WalkerPolicy
+from kgreason.reasoning.reinforce import Rollout
+from kgreason.typing import BoolTensor, FloatTensor, LongTensor
+
+__all__ = [
+    "KEPT",
+    "ORIGIN_NAMES",
+    "SUGGESTED",
+    "AdaptiveSampling",
+    "CollaborativeAgents",
+    "TextCandidateSource",
+    "TextEdgeMemory",
+    "beam_text_share",
+    "rewarded_text_edges",
+    "uses_text",
+]
+
+#: origin code of an edge the extractor suggests at this step
+SUGGESTED = 1
+#: origin code of a text edge kept from an earlier positive path
+KEPT = 2
+#: how paths name the origins (both are text edges)
+ORIGIN_NAMES = {SUGGESTED: "text", KEPT: "text"}
+
+
+class TextEdgeMemory(nn.Module):
+    """Text edges that lay on positive training paths, with their reward counts (never the walk graph itself).
+
+    Buffers (saved in the state dict; loading resizes them): ``edges: LongTensor[n, 3]`` rows ``(e, r, e')`` with
+    ``r`` in ``[0, 2R)`` (both directions of every kept fact are stored), ``counts: LongTensor[n]`` times rewarded.
+    :meth:`edges_out` offers the ``max_per_entity`` most rewarded edges out of each entity among those rewarded at
+    least ``min_count`` times (an edge on one lucky walk is not enough).
+
+    Args:
+        num_entities: ``E``.
+        num_relations: ``R`` (base relations; edge ids ``[0, 2R)``).
+        max_per_entity: cap on edges offered out of one entity.
+        min_count: rewards needed before an edge is offered.
+    """
+
+    edges: torch.Tensor
+    counts: torch.Tensor
+
+    def __init__(self, num_entities: int, num_relations: int, max_per_entity: int = 16, min_count: int = 1) -> None:
+        super().__init__()
+        if max_per_entity < 1:
+            raise ValueError(f"max_per_entity must be >= 1, got {max_per_entity}")
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        self.num_entities = num_entities
+        self.num_relations = num_relations
+        self.max_per_entity = max_per_entity
+        self.min_count = min_count
+        self.register_buffer("edges", torch.zeros(0, 3, dtype=torch.long))
+        self.register_buffer("counts", torch.zeros(0, dtype=torch.long))
+        self._table: tuple[LongTensor, LongTensor, BoolTensor] | None = None
+
+    def __len__(self) -> int:
+        """Edges remembered (offered or not yet)."""
+        return int(self.edges.shape[0])
+
+    def num_offered(self) -> int:
+        """Edges rewarded at least ``min_count`` times."""
+        return int((self.counts >= self.min_count).sum())
+
+    def _key(self, edges: LongTensor) -> LongTensor:
+        return (edges[:, 0] * (2 * self.num_relations) + edges[:, 1]) * self.num_entities + edges[:, 2]
+
+    def _unkey(self, keys: LongTensor) -> LongTensor:
+        E, R2 = self.num_entities, 2 * self.num_relations
+        return torch.stack([keys // (E * R2), (keys // E) % R2, keys % E], dim=1)
+
+    @torch.no_grad()
+    def add(self, edges: LongTensor) -> None:
+        """Count ``edges: LongTensor[m, 3]`` (``(e, r, e')``, ``r`` in ``[0, 2R)``) as rewarded once more each; the
+        inverse of every edge is counted with it."""
+        if edges.numel() == 0:
+            return
+        R = self.num_relations
+        edges = edges.to(self.edges.device).long()
+        inverse = torch.stack([edges[:, 2], (edges[:, 1] + R) % (2 * R), edges[:, 0]], dim=1)
+        keys = torch.cat([self._key(self.edges), self._key(edges), self._key(inverse)])
+        weights = torch.cat([self.counts, torch.ones(2 * len(edges), dtype=torch.long, device=keys.device)])
+        uniq, inv = torch.unique(keys, return_inverse=True)
+        counts = torch.zeros(len(uniq), dtype=torch.long, device=keys.device).index_add_(0, inv, weights)
+        self.edges = self._unkey(uniq)
+        self.counts = counts
+        self._table = None
+
+    def clear(self) -> None:
+        self.edges = self.edges.new_zeros(0, 3)
+        self.counts = self.counts.new_zeros(0)
+        self._table = None
+
+    def _build_table(self) -> tuple[LongTensor, LongTensor, BoolTensor]:
+        device = self.edges.device
+        E = self.num_entities
+        if len(self) == 0:
+            empty = torch.zeros(E, 0, dtype=torch.long, device=device)
+            return empty, empty.clone(), torch.zeros(E, 0, dtype=torch.bool, device=device)
+        # order by (entity, -count, key): the most rewarded edges of an entity first
+        order = torch.argsort(self.counts, descending=True, stable=True)
+        order = order[torch.argsort(self.edges[order, 0], stable=True)]
+        heads = self.edges[order, 0]
+        first = torch.zeros(E + 1, dtype=torch.long, device=device)
+        first[1:] = torch.cumsum(torch.bincount(heads, minlength=E), 0)
+        rank = torch.arange(len(order), device=device) - first[heads]
+        keep = (rank < self.max_per_entity) & (self.counts[order] >= self.min_count)
+        order, heads, rank = order[keep], heads[keep], rank[keep]
+        width = int(rank.max()) + 1 if rank.numel() else 0
+        relations = torch.zeros(E, width, dtype=torch.long, device=device)
+        targets = torch.zeros(E, width, dtype=torch.long, device=device)
+        mask = torch.zeros(E, width, dtype=torch.bool, device=device)
+        relations[heads, rank] = self.edges[order, 1]
+        targets[heads, rank] = self.edges[order, 2]
+        mask[heads, rank] = True
+        return relations, targets, mask
+
+    def edges_out(self, entities: LongTensor) -> tuple[LongTensor, LongTensor, BoolTensor]:
+        """Kept edges out of ``entities: LongTensor[W]``: ``(relations, targets: LongTensor[W, M], mask:
+        BoolTensor[W, M])``, most rewarded first (``M = 0`` when the memory is empty)."""
+        if self._table is None or self._table[0].device != self.edges.device:
+            self._table = self._build_table()
+        relations, targets, mask = self._table
+        entities = entities.to(relations.device)
+        return relations[entities], targets[entities], mask[entities]
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, local_metadata: Any, strict: bool, missing: list[str],
+        unexpected: list[str], errors: list[str],
+    ) -> None:
+        for name in ("edges", "counts"):  # the memory grows: take the saved size
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, torch.empty_like(saved, device=getattr(self, name).device))
+        self._table = None
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+
+
+class TextCandidateSource:
+    """The extractor's side of the joint action space: a
+    :class:`~kgreason.reasoning.environment.CandidateSource` for :class:`WalkEnvironment`.
+
+    At every step it returns, for each walker at ``e_t``, the extractor's ``k`` suggestions out of ``e_t`` (origin
+    :data:`SUGGESTED`) followed by the kept text edges of ``e_t`` not among them (origin :data:`KEPT`).
+
+    Args:
+        extractor: the fact-extraction agent.
+        k: suggestions per walker and step.
+        threshold: optional minimum confidence of a suggestion.
+        memory: kept text edges (``None``: none are kept).
+        generator: random generator for exploration (on the extractor's device; the training loop sets it).
+
+        mask_query_pair: on training queries ``(e_s, r_q, e_o)`` (targets known), drop text edges between ``e_s``
+            and ``e_o`` (any relation, either direction): a sentence about the query pair states the answer, and
+            a walker trained to read it off such a sentence learns a shortcut that held-out queries do not have.
+
+    ``enabled`` switches the source off (e.g. while the reasoner is pre-trained on the KG alone); ``explore``
+    makes the extractor sample its suggestions from its policy (Gumbel top-``k``, one draw per walker) instead of
+    taking its ``k`` most probable edges (the training loop sets it during the extractor's turns).
+    """
+
+    def __init__(
+        self,
+        extractor: FactExtractor,
+        k: int = 5,
+        threshold: float | None = None,
+        memory: TextEdgeMemory | None = None,
+        generator: torch.Generator | None = None,
+        mask_query_pair: bool = True,
+    ) -> None:
+        self.extractor = extractor
+        self.k = k
+        self.threshold = threshold
+        self.memory = memory
+        self.generator = generator
+        self.mask_query_pair = mask_query_pair
+        self.enabled = True
+        self.explore = False
+
+    def __call__(
+        self, step: int, current: LongTensor, query_index: LongTensor, queries: Queries
+    ) -> ExtraActions | None:
+        """Extra actions of walkers at ``current: LongTensor[W]``: ``[W, k + M]`` tensors (see the class doc)."""
+        if not self.enabled:
+            return None
+        s = self.extractor.suggest(current, self.k, self.threshold, sample=self.explore, generator=self.generator)
+        relations, targets, mask = s.relations, s.targets, s.mask
+        origin = torch.full_like(relations, SUGGESTED)
+        if self.memory is not None and len(self.memory):
+            m_rel, m_tgt, m_mask = self.memory.edges_out(current)
+            m_rel, m_tgt, m_mask = (x.to(relations.device) for x in (m_rel, m_tgt, m_mask))
+            same = (m_rel.unsqueeze(2) == relations.unsqueeze(1)) & (m_tgt.unsqueeze(2) == targets.unsqueeze(1))
+            m_mask = m_mask & ~(same & mask.unsqueeze(1)).any(dim=2)
+            relations = torch.cat([relations, m_rel], dim=1)
+            targets = torch.cat([targets, m_tgt], dim=1)
+            mask = torch.cat([mask, m_mask], dim=1)
+            origin = torch.cat([origin, torch.full_like(m_rel, KEPT)], dim=1)
+        if self.mask_query_pair and queries.targets is not None:
+            es = queries.sources[query_index].to(targets.device).unsqueeze(1)
+            eo = queries.targets[query_index].to(targets.device).unsqueeze(1)
+            here = current.to(targets.device).unsqueeze(1)
+            mask = mask & ~(((here == es) & (targets == eo)) | ((here == eo) & (targets == es)))
+        return ExtraActions(relations, targets, mask, origin)
+
+
+class AdaptiveSampling:
+    """Sampling hook raising the priority of text edges (§4.2): the sampling distribution of a walker with text
+    edges on offer becomes ``(1 - lambda) q + lambda q_text`` with ``q`` the (dropout-perturbed) policy and
+    ``q_text`` the policy restricted to the valid text edges and renormalised (uniform over them if the policy gives
+    them no mass). ``rate`` (``lambda``) is set by the training loop each epoch (annealed)."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        self.rate = rate
+
+    def __call__(self, step: int, weights: FloatTensor, actions: ActionSpace, rows: LongTensor) -> FloatTensor:
+        """``weights: FloatTensor[n, A]`` (row ``i`` belongs to action row ``rows[i]``) -> adjusted weights."""
+        if self.rate <= 0.0 or actions.origin is None:
+            return weights
+        text = ((actions.origin > 0) & actions.mask)[rows]
+        has_text = text.any(dim=1, keepdim=True)
+        q = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        q_text = q * text
+        mass = q_text.sum(dim=1, keepdim=True)
+        uniform = text.to(q.dtype) / text.sum(dim=1, keepdim=True).clamp_min(1).to(q.dtype)
+        q_text = torch.where(mass > 0, q_text / mass.clamp_min(1e-30), uniform)
+        return torch.where(has_text, (1.0 - self.rate) * q + self.rate * q_text, q)
+
+
+class CollaborativeAgents(nn.Module):
+    """The two agents (and the kept text edges) as one module, so that one optimiser, checkpoint and best-weights
+    snapshot cover them all.
+
+    ``policy``: the reasoner (:class:`~kgreason.reasoning.policy.WalkerPolicy`); ``extractor``: the fact extractor
+    (``None`` for the KG-only baselines); ``memory``: kept text edges (``None`` when not kept).
+    """
+
+    def __init__(
+        self,
+        policy: WalkerPolicy,
+        extractor: FactExtractor | None = None,
+        memory: TextEdgeMemory | None = None,
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.extractor = extractor
+        self.memory = memory
+
+
+# ---- rewards and statistics -----------------------------------------------------------------------------------
+
+
+def uses_text(origins: LongTensor | None) -> BoolTensor:
+    """``BoolTensor[W]``: whether each walk of ``origins: LongTensor[W, T]`` took a text edge (all ``False`` for
+    ``None``, i.e. no candidate source)."""
+    if origins is None:
+        raise ValueError("the rollout has no origins (it was sampled without a candidate source)")
+    return (origins > 0).any(dim=1)
+
+
+def rewarded_text_edges(rollout: Rollout, positive: BoolTensor) -> LongTensor:
+    """The text edges taken on positive walks, each with step-wise reward 1 (the extractor's experience, γ = 0).
+
+    ``positive: BoolTensor[W]`` (e.g. ``rollout.hits()``) -> ``LongTensor[m, 3]`` rows ``(e_t, r, e_{t+1})`` (``r``
+    in ``[0, 2R)``), one per text step of a positive walk (repeats kept: each is one experience).
+    """
+    if rollout.origins is None:
+        return torch.zeros(0, 3, dtype=torch.long, device=rollout.entities.device)
+    prev = torch.cat([rollout.sources.unsqueeze(1), rollout.entities[:, :-1]], dim=1)  # [W, T]
+    take = (rollout.origins > 0) & positive.unsqueeze(1)
+    return torch.stack([prev[take], rollout.relations[take], rollout.entities[take]], dim=1)
+
+
+def beam_text_share(result: BeamSearchResult, targets: LongTensor) -> tuple[BoolTensor, BoolTensor]:
+    """For decoded queries with known answers: whether the answer is among the beam's final answers (``reached``),
+    and whether its best path uses a text edge (the "suggested edge / positive path" statistic of Fig. 4, on decoded
+    paths).
+
+    ``result`` from ``beam_search(..., return_trace=True)``; ``targets: LongTensor[B]``. Returns ``(reached,
+    text): BoolTensor[B]`` each. Vectorised over queries (one pass back through the ``T`` steps).
+    """
+    if not result.steps:
+        raise ValueError("the beam search result has no trace; decode with return_trace=True")
+    final = result.steps[-1]
+    targets = targets.to(final.entity.device)
+    rows = torch.arange(final.entity.shape[0], device=final.entity.device)
+    score = final.score.masked_fill(final.entity != targets.unsqueeze(1), float("-inf"))
+    best_score, col = score.max(dim=1)
+    reached = (best_score > float("-inf")) & (result.entities == targets.unsqueeze(1)).any(dim=1)
+    text = final.origin[rows, col] > 0
+    col = final.parent[rows, col]
+    for step in reversed(result.steps[:-1]):
+        text |= step.origin[rows, col] > 0
+        col = step.parent[rows, col]
+    return reached, text & reached
