@@ -52,6 +52,7 @@ REFERENCE_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("kinship", "conve"): {
         "lr": 3e-3,
+        "batch_size": 512,
         "model_kwargs": {
             "input_dropout": 0.2,
             "hidden_dropout": 0.3,
