@@ -22,10 +22,11 @@ validation weights carry it.
 **Adaptive sampling** (§4.2): :class:`AdaptiveSampling` is a sampling hook of
 :func:`~kgreason.reasoning.reinforce.sample_rollouts` that raises the priority of text edges: with probability
 ``lambda`` (annealed to 0) a walker draws its action from the policy *restricted to the text edges on offer*
-instead of from the whole policy, which gives the reasoner experience with text edges early in joint training
-while still following its preferences among them (a uniform draw would mostly reward lucky, wrongly labelled
-edges). Like action dropout it changes only how experience is generated; the loss uses the policy's own
-log-probabilities.
+instead of from the whole policy (a uniform draw would mostly reward lucky, wrongly labelled edges). The training
+loop uses it for *extra* walks whose positive paths go to the replay memory, the kept edges and the extractor's
+reward, giving both agents positive experience with text edges early in joint training; the reasoner's
+on-policy REINFORCE term never sees these off-policy walks (on the family data, mixing them in without an
+importance correction made the reasoner collapse).
 """
 
 from __future__ import annotations

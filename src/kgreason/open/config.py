@@ -108,8 +108,9 @@ class CPLConfig:
             ``extractor_iterations`` (reasoner frozen).
         freeze_extractor: never train the extractor (ablation).
         adaptive_sampling: initial probability ``lambda`` of drawing a walker's action from the policy restricted
-            to the text edges on offer (instead of from the whole policy) when generating training experience;
-            annealed linearly to 0 over ``adaptive_sampling_epochs`` joint epochs. 0 turns it off (ablation).
+            to the text edges on offer (instead of from the whole policy) in the extra walks that generate
+            experience (replay, kept edges, extractor reward); annealed linearly to 0 over
+            ``adaptive_sampling_epochs`` joint epochs. 0 turns it off (ablation).
         replay: keep a replay memory of positive paths (query, actions taken, their origins) and add a
             REINFORCE term on ``replay_batch_size`` of them to every update (ablation: off);
             ``replay_capacity`` records, ``replay_weight`` the weight of the term.

@@ -14,7 +14,9 @@ Stages of a CPL run (Fu et al. 2019, §3.3 and §4.2), all in one
 3. the remaining epochs are joint training: the walk environment offers the extractor's suggestions as extra
    actions, batches alternate between training the reasoner (extractor frozen; REINFORCE, γ = 1, plus replayed
    positive paths) and training the extractor (reasoner frozen; REINFORCE, γ = 0, reward 1 for a text edge on a
-   positive path); adaptive sampling is annealed; rewarded text edges are kept.
+   positive path); rewarded text edges are kept. Adaptive sampling (annealed) generates extra walks with raised
+   text priority whose positive paths feed the replay memory, the kept edges and the extractor's reward -- never
+   the reasoner's on-policy gradient, which it would bias.
 
 Model selection uses the **validation** split only (tail queries, filtered MRR, evaluated during joint training);
 the test split is decoded once, at the end, with the selected weights. MINERVA and Two-Step are configurations of
@@ -227,7 +229,7 @@ class CPLTrainingLoop(TrainingLoop):
         self.adaptive.rate = cfg.adaptive_sampling_at(epoch)
         episode = self.env.start(Queries.from_triples(batch), training=True)
         grad = contextlib.nullcontext() if phase != "extractor" else torch.no_grad()
-        with grad:
+        with grad:  # on-policy walks: the reasoner's REINFORCE (and the extractor's reward in its turns)
             rollout = sample_rollouts(
                 self.policy,
                 episode,
@@ -235,17 +237,28 @@ class CPLTrainingLoop(TrainingLoop):
                 action_dropout=rc.action_dropout_at(epoch),
                 epsilon=rc.action_dropout_epsilon,
                 generator=self.generator,
-                sampling_hook=self.adaptive if self.adaptive.rate > 0 else None,
             )
         rewards = shaped_reward(episode.queries, rollout.final_entities, rc.num_rollouts, None)  # binary, γ = 1
         positive = rewards > 0
         text_edges = rewarded_text_edges(rollout, positive)
+        # adaptive sampling: extra experience with raised text priority (never in the on-policy gradient)
+        boosted, boosted_positive, boosted_edges = None, None, text_edges[:0]
+        if joint and self.adaptive.rate > 0:
+            with torch.no_grad():
+                boosted = sample_rollouts(
+                    self.policy, episode, rc.num_rollouts, action_dropout=rc.action_dropout_at(epoch),
+                    epsilon=rc.action_dropout_epsilon, generator=self.generator, sampling_hook=self.adaptive,
+                )
+            boosted_positive = boosted.hits()
+            boosted_edges = rewarded_text_edges(boosted, boosted_positive)
         replayed = None
         if joint and self.replay is not None and len(self.replay):
             replayed = self.replay.sample(cfg.replay_batch_size, self.generator)
         if phase == "extractor":
-            edges = text_edges if replayed is None else torch.cat([text_edges, replayed.text_edges()])
-            loss = self._extractor_loss(edges)
+            parts = [text_edges, boosted_edges]
+            if replayed is not None:
+                parts.append(replayed.text_edges())
+            loss = self._extractor_loss(torch.cat(parts))
         else:
             baseline = self.baseline.value if self.baseline is not None else 0.0
             loss = reinforce_loss(
@@ -257,17 +270,20 @@ class CPLTrainingLoop(TrainingLoop):
                 normalize_advantage=rc.normalize_advantage,
             )
             if replayed is not None and len(replayed):
-                log_probs = replay_log_probs(self.policy, self.env, replayed)  # [n, T], stored actions
+                log_probs = replay_log_probs(self.policy, self.env, replayed)  # [n, T], the stored actions
                 loss = loss - cfg.replay_weight * (1.0 - baseline) * log_probs.sum(dim=1).mean()
             if self.baseline is not None:
                 self.baseline.update(rewards)
-        if joint:  # experience bookkeeping, after the replay draw (a batch is not replayed at once)
-            if self.agents.memory is not None and phase == "reasoner":
-                # rewarded edges stay; the other suggestions are gone. Only edges of the deployed extractor (its
-                # top-k, the reasoner's turns) are kept: exploratory draws teach the extractor, not the graph
-                self.agents.memory.add(text_edges)
+        if phase == "reasoner":
+            # experience bookkeeping, after the replay draw (a batch is not replayed at once). Only the walks of
+            # the reasoner's turns count, where the extractor acts as deployed (its top-k): exploratory draws of
+            # the extractor's turns train the extractor, they neither stay in the graph nor enter the replay
+            if self.agents.memory is not None:
+                self.agents.memory.add(torch.cat([text_edges, boosted_edges]))  # rewarded edges stay
             if self.replay is not None:
                 self.replay.add_rollout(rollout, positive)
+                if boosted is not None and boosted_positive is not None:
+                    self.replay.add_rollout(boosted, boosted_positive)
         self.last_rollout = rollout
         self.last_rewards = rewards.detach()
         self.last_phase = phase
