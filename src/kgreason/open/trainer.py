@@ -45,14 +45,14 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from kgreason.config import config_diff, config_from_dict, config_to_dict, load_config_dict, save_config
+from kgreason.config import config_from_dict, config_to_dict, load_config_dict
 from kgreason.data.corpus import CorpusSentence, WordVocabulary, read_corpus
 from kgreason.data.dataset import Dataset
 from kgreason.data.graph import ActionGraph
@@ -78,17 +78,34 @@ from kgreason.open.replay import ReplayMemory, replay_log_probs
 from kgreason.reasoning.beam_search import WalkerScorer, beam_search
 from kgreason.reasoning.environment import Queries, WalkEnvironment
 from kgreason.reasoning.paths import Answer, answers_from_beam, format_path
-from kgreason.reasoning.policy import WalkerPolicy, load_policy, save_policy
-from kgreason.reasoning.reinforce import MovingAverageBaseline, Rollout, reinforce_loss, sample_rollouts
+from kgreason.reasoning.policy import WalkerPolicy, save_policy
+from kgreason.reasoning.reinforce import reinforce_loss, sample_rollouts
 from kgreason.reasoning.reward import shaped_reward
-from kgreason.reasoning.trainer import LoadedWalker, RewardStatsCallback
+from kgreason.reasoning.trainer import (
+    GRAPH_FILE,
+    LoadedWalker,
+    RewardStatsCallback,
+    RolloutTrainingLoop,
+    build_policy,
+    read_walker_files,
+    save_graph,
+)
 from kgreason.training.callbacks import (
     EarlyStoppingCallback,
     EvaluationCallback,
     GradientClippingCallback,
     TrainingCallback,
 )
-from kgreason.training.loop import CheckpointMismatchError, TrainingHistory, TrainingLoop
+from kgreason.training.loop import TrainingHistory
+from kgreason.training.run_dir import (
+    CONFIG_FILE,
+    best_weights_path,
+    check_run_dir,
+    checkpoints_dir,
+    timed_train,
+    write_run_config,
+    write_training_outputs,
+)
 from kgreason.training.utils import resolve_device, set_seed
 from kgreason.typing import LongTensor
 
@@ -107,15 +124,11 @@ __all__ = [
     "train_cpl",
 ]
 
-CONFIG_FILE = "config.json"
-GRAPH_FILE = "graph.pt"
 BAGS_FILE = "bags.pt"
 PRETRAINED_EXTRACTOR_FILE = "extractor_pretrained.pt"
 EXTRACTOR_FILE = "extractor.pt"
 TEXT_EDGES_FILE = "text_edges.pt"
 TWO_STEP_FILE = "two_step.json"
-CHECKPOINT_DIR = "checkpoints"
-BEST_WEIGHTS_FILE = "best_weights.pt"
 TEXT_SHARE_PLOT = "text_share.png"
 
 #: the validation metric that selects the model (tail queries, filtered, realistic MRR)
@@ -125,8 +138,9 @@ SELECTION_METRIC = "valid.tail.realistic.mrr"
 # ---- the training loop ---------------------------------------------------------------------------------------
 
 
-class CPLTrainingLoop(TrainingLoop):
-    """Alternating REINFORCE training of the reasoner and the extractor (see the module docstring).
+class CPLTrainingLoop(RolloutTrainingLoop):
+    """Alternating REINFORCE training of the reasoner and the extractor (see the module docstring); batches,
+    baseline and ``last_rollout``/``last_rewards`` are the walker's (:class:`RolloutTrainingLoop`).
 
     A batch is ``LongTensor[b, 3]`` of training triples (queries with answers). Its loss is either the reasoner's
     (REINFORCE with γ = 1 and the walker's entropy bonus and baseline, plus ``replay_weight`` times REINFORCE on
@@ -164,6 +178,9 @@ class CPLTrainingLoop(TrainingLoop):
             groups.append({"params": params, "lr": config.extractor_lr})
         super().__init__(
             agents,
+            env,
+            triples,
+            config.reasoner,
             optimizer=torch.optim.Adam(groups),
             device=dev,
             seed=config.seed,
@@ -171,22 +188,16 @@ class CPLTrainingLoop(TrainingLoop):
             config=config_to_dict(config),
         )
         self.cpl_config = config
-        self.env = env
-        self.triples = triples.to(self.device)
         self.source = source
         if source is not None:
             source.generator = self.generator
             source.enabled = False
         self.adaptive = AdaptiveSampling()
-        rc = config.reasoner
-        self.baseline = MovingAverageBaseline(rc.baseline_decay) if rc.baseline == "moving_average" else None
         self.replay = (
-            ReplayMemory(config.replay_capacity, rc.num_steps, self.device)
+            ReplayMemory(config.replay_capacity, config.reasoner.num_steps, self.device)
             if config.method == "cpl" and config.replay
             else None
         )
-        self.last_rollout: Rollout | None = None
-        self.last_rewards: torch.Tensor | None = None
         self.last_phase = "pretrain"
         self.last_text_edges: LongTensor | None = None
 
@@ -197,12 +208,6 @@ class CPLTrainingLoop(TrainingLoop):
     @property
     def policy(self) -> WalkerPolicy:
         return self.agents.policy
-
-    def batches(self, epoch: int) -> Iterator[LongTensor]:
-        n, bs = self.triples.shape[0], self.cpl_config.reasoner.batch_size
-        perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
-        for start in range(0, n, bs):
-            yield self.triples[perm[start : start + bs]]
 
     def phase(self, epoch: int, batch_index: int) -> str:
         """``"pretrain"`` (KG only), ``"reasoner"`` or ``"extractor"`` for batch ``batch_index`` of ``epoch``."""
@@ -302,14 +307,10 @@ class CPLTrainingLoop(TrainingLoop):
         return extractor_reinforce_loss(log_probs, torch.ones_like(log_probs))
 
     def extra_state_dict(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline.state_dict() if self.baseline is not None else None,
-            "replay": self.replay.state_dict() if self.replay is not None else None,
-        }
+        return {**super().extra_state_dict(), "replay": self.replay.state_dict() if self.replay is not None else None}
 
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
-        if self.baseline is not None and state.get("baseline"):
-            self.baseline.load_state_dict(state["baseline"])
+        super().load_extra_state_dict(state)
         if self.replay is not None and state.get("replay"):
             self.replay.load_state_dict(state["replay"])
 
@@ -514,30 +515,9 @@ def _load_bags(path: Path, device: torch.device) -> BagDataset:
     return BagDataset(**state).to(device)
 
 
-def _check_run_dir(run_dir: Path, cfg: CPLConfig, dataset: Dataset) -> None:
-    path = run_dir / CONFIG_FILE
-    if path.exists():
-        diff = config_diff(load_config_dict(path), config_to_dict(cfg))
-        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in CPL_RESUMABLE_KEYS]
-        if diff:
-            raise CheckpointMismatchError(path, diff)
-    if (run_dir / "entities.json").exists():
-        dataset.check_vocabularies(run_dir)
-
-
 def _make_policy(ds: Dataset, cfg: CPLConfig) -> WalkerPolicy:
-    rc = cfg.reasoner
     set_seed(cfg.seed)  # every variant starts from the same reasoner
-    return WalkerPolicy(
-        ds.num_entities,
-        ds.num_relations,
-        embedding_dim=rc.embedding_dim,
-        history_dim=rc.history_dim,
-        history_layers=rc.history_layers,
-        embedding_dropout=rc.embedding_dropout,
-        ff_dropout=rc.ff_dropout,
-        entity_scoring=rc.entity_scoring,  # type: ignore[arg-type]
-    )
+    return build_policy(ds, cfg.reasoner)
 
 
 def _pretrained_extractor(
@@ -578,16 +558,7 @@ def _pretrained_extractor(
 
 
 def _save_graph(run_dir: Path, graph: ActionGraph, known: LongTensor) -> None:
-    atomic_torch_save(
-        {
-            "triples": graph.triples.cpu(),
-            "num_entities": graph.num_entities,
-            "num_relations": graph.num_relations,
-            "max_actions": graph.max_actions,
-            "extractor_known": known.cpu(),
-        },
-        run_dir / GRAPH_FILE,
-    )
+    save_graph(graph, run_dir / GRAPH_FILE, extractor_known=known.cpu())
 
 
 # ---- training -------------------------------------------------------------------------------------------------
@@ -623,14 +594,12 @@ def _fit(
     early = EarlyStoppingCallback(
         metric=SELECTION_METRIC,
         patience=cfg.patience if cfg.patience is not None else 10**9,
-        best_path=checkpoint_dir / BEST_WEIGHTS_FILE if checkpoint_dir is not None else None,
+        best_path=best_weights_path(checkpoint_dir),
     )
     builtin.append(early)
     loop = CPLTrainingLoop(agents, env, queries, cfg, source=source, callbacks=[*builtin, *(callbacks or [])],
                            device=device)
-    t0 = time.perf_counter()
-    loop.train(cfg.epochs, checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, resume=resume)
-    seconds = time.perf_counter() - t0
+    _, seconds = timed_train(loop, cfg.epochs, checkpoint_dir, cfg.checkpoint_every, resume)
     loop.set_text(cfg.method == "cpl")  # the selected model reasons with text (the extractor's top-k)
     agents.eval()
     return loop, early, seconds
@@ -683,10 +652,8 @@ def train_cpl(
     run_dir = Path(output_dir) if output_dir is not None else None
     if run_dir is not None:
         if resume:
-            _check_run_dir(run_dir, cfg, ds)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / CONFIG_FILE)
-        ds.save_vocabularies(run_dir)
+            check_run_dir(run_dir, cfg, ds, CPL_RESUMABLE_KEYS)
+        write_run_config(run_dir, cfg, ds)
 
     rc = cfg.reasoner
     evaluation = torch.cat([ds.valid, ds.test])
@@ -712,7 +679,7 @@ def train_cpl(
             _save_bags(bags, run_dir / BAGS_FILE)
 
     two_step: TwoStepSearch | None = None
-    ckpt = run_dir / CHECKPOINT_DIR if run_dir is not None else None
+    ckpt = checkpoints_dir(run_dir)
     if cfg.method == "two_step":
         assert extractor is not None
         two_step = TwoStepSearch(threshold=cfg.two_step_thresholds[0], metric=SELECTION_METRIC)
@@ -805,8 +772,6 @@ def _write_run_dir(
     two_step: TwoStepSearch | None,
     test_share: dict[str, float],
 ) -> None:
-    from kgreason.training.pipeline import write_losses_csv
-
     _save_graph(run_dir, graph, known)
     save_policy(agents.policy, run_dir)
     if extractor is not None:
@@ -819,18 +784,10 @@ def _write_run_dir(
         atomic_torch_save({k: v.cpu() for k, v in agents.memory.state_dict().items()}, run_dir / TEXT_EDGES_FILE)
     if two_step is not None:
         write_json(run_dir / TWO_STEP_FILE, two_step.to_dict())
-    write_losses_csv(loop.history, run_dir / "losses.csv", metric_keys=list(_CSV_KEYS))
-    try:
-        from kgreason.training.plotting import plot_losses
-
-        plot_losses(
-            loop.history.losses, run_dir / "losses.png", metric=loop.history.metric(SELECTION_METRIC) or None,
-            metric_name=SELECTION_METRIC, title=f"{cfg.variant} on {cfg.dataset}",
-        )
-        if cfg.method == "cpl":
+    write_training_outputs(run_dir, loop.history, list(_CSV_KEYS), f"{cfg.variant} on {cfg.dataset}")
+    if cfg.method == "cpl":
+        with contextlib.suppress(ImportError):  # matplotlib is optional
             plot_text_share({cfg.variant: loop.history}, run_dir / TEXT_SHARE_PLOT, share_of=cfg.variant)
-    except ImportError:  # matplotlib is optional
-        pass
     if metrics is not None:
         metrics.save(run_dir)
         if test_share:
@@ -914,15 +871,7 @@ def load_cpl(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     """Read a run directory written by :func:`train_cpl` (agents in eval mode; text candidates on for CPL)."""
     run_dir = Path(run_dir)
     cfg = config_from_dict(CPLConfig, load_config_dict(run_dir / CONFIG_FILE))
-    dev = resolve_device(device if device is not None else "cpu")
-    entities = Vocabulary.load(run_dir / "entities.json", kind="entity")
-    relations = Vocabulary.load(run_dir / "relations.json", kind="relation")
-    saved = torch.load(run_dir / GRAPH_FILE, map_location="cpu", weights_only=True)
-    graph = ActionGraph.from_triples(
-        saved["triples"], int(saved["num_entities"]), int(saved["num_relations"]),
-        max_actions=saved["max_actions"], device=dev,
-    )
-    policy = load_policy(run_dir, map_location=dev)
+    dev, entities, relations, graph, saved, policy = read_walker_files(run_dir, device)
     extractor = None
     memory = None
     source = None

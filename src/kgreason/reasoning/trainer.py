@@ -6,7 +6,9 @@
         print(answer)
 
 The loop is a :class:`~kgreason.training.loop.TrainingLoop` (epochs, checkpoints with every RNG state, resume,
-callbacks); gradient clipping, periodic validation, early stopping and path counting are its callbacks.
+callbacks); gradient clipping, periodic validation, early stopping and path counting are its callbacks. What it
+shares with CPL's loop (:mod:`kgreason.open.trainer`) is :class:`RolloutTrainingLoop`; the run directory is
+started and finished by :mod:`kgreason.training.run_dir`, as for the KGE pipeline.
 
 Run directory::
 
@@ -23,19 +25,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
-from kgreason.config import config_diff, config_from_dict, config_to_dict, load_config_dict, save_config
+from kgreason.config import config_from_dict, config_to_dict, load_config_dict
 from kgreason.data.dataset import INVERSE_SUFFIX, Dataset
 from kgreason.data.graph import ActionGraph
 from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
-from kgreason.distributed.context import all_reduce, barrier, init_distributed
+from kgreason.distributed.context import all_reduce, init_distributed
 from kgreason.io import atomic_torch_save
 from kgreason.reasoning.analysis import PathDiversityCallback
 from kgreason.reasoning.beam_search import WalkerScorer, beam_search
@@ -52,7 +54,16 @@ from kgreason.training.callbacks import (
     GradientClippingCallback,
     TrainingCallback,
 )
-from kgreason.training.loop import CheckpointMismatchError, TrainingLoop
+from kgreason.training.loop import TrainingLoop
+from kgreason.training.run_dir import (
+    CONFIG_FILE,
+    best_weights_path,
+    checkpoints_dir,
+    finish_run_dir,
+    prepare_run_dir,
+    resolve_dataset,
+    timed_train,
+)
 from kgreason.training.utils import resolve_device, set_seed
 from kgreason.typing import LongTensor
 
@@ -68,13 +79,62 @@ __all__ = [
     "train_walker",
 ]
 
-CONFIG_FILE = "config.json"
 GRAPH_FILE = "graph.pt"
-CHECKPOINT_DIR = "checkpoints"
-BEST_WEIGHTS_FILE = "best_weights.pt"
 
 
-class WalkerTrainingLoop(TrainingLoop):
+class RolloutTrainingLoop(TrainingLoop):
+    """What every REINFORCE loop over walks shares (the walker's, CPL's): shuffled batches of query triples, the
+    moving-average baseline (kept in checkpoints) and, after each batch, ``last_rollout`` and ``last_rewards``
+    (what was sampled, for callbacks such as :class:`RewardStatsCallback`). A subclass gives :meth:`batch_loss`.
+
+    Args:
+        model: the module trained (the policy; for CPL the reasoner and the extractor).
+        env: the walk environment.
+        triples: ``LongTensor[n, 3]`` training queries with answers.
+        reasoner_config: the walker's settings (``batch_size``; ``baseline``, ``baseline_decay``).
+        optimizer, lr, device, seed, callbacks, config: as for :class:`~kgreason.training.loop.TrainingLoop`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        env: WalkEnvironment,
+        triples: LongTensor,
+        reasoner_config: WalkerConfig,
+        *,
+        optimizer: str | torch.optim.Optimizer,
+        lr: float | None = None,
+        device: str | torch.device | None,
+        seed: int | None,
+        callbacks: TrainingCallback | Sequence[TrainingCallback] | None,
+        config: dict[str, Any],
+    ) -> None:
+        super().__init__(
+            model, optimizer=optimizer, lr=lr, device=device, seed=seed, callbacks=callbacks, config=config
+        )
+        self.reasoner_config = reasoner_config
+        self.env = env
+        self.triples = triples.to(self.device)
+        rc = reasoner_config
+        self.baseline = MovingAverageBaseline(rc.baseline_decay) if rc.baseline == "moving_average" else None
+        self.last_rollout: Rollout | None = None
+        self.last_rewards: torch.Tensor | None = None
+
+    def batches(self, epoch: int) -> Iterator[LongTensor]:
+        n, bs = self.triples.shape[0], self.reasoner_config.batch_size
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
+        for start in range(0, n, bs):
+            yield self.triples[perm[start : start + bs]]
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.state_dict() if self.baseline is not None else None}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        if self.baseline is not None and state.get("baseline"):
+            self.baseline.load_state_dict(state["baseline"])
+
+
+class WalkerTrainingLoop(RolloutTrainingLoop):
     """REINFORCE training of a :class:`WalkerPolicy` on the queries of ``triples``.
 
     A batch is ``LongTensor[b, 3]`` of training triples ``(e_s, r_q, e_o)``; its loss is eq. 6 (with entropy
@@ -105,6 +165,9 @@ class WalkerTrainingLoop(TrainingLoop):
     ) -> None:
         super().__init__(
             policy,
+            env,
+            triples,
+            config,
             optimizer="adam",
             lr=config.lr,
             device=device if device is not None else config.device,
@@ -113,24 +176,11 @@ class WalkerTrainingLoop(TrainingLoop):
             config=config_to_dict(config),
         )
         self.walker_config = config
-        self.env = env
-        self.triples = triples.to(self.device)
         self.reward_shaper = reward_shaper.to(self.device) if reward_shaper is not None else None
-        self.baseline = (
-            MovingAverageBaseline(config.baseline_decay) if config.baseline == "moving_average" else None
-        )
-        self.last_rollout: Rollout | None = None
-        self.last_rewards: torch.Tensor | None = None
 
     @property
     def policy(self) -> WalkerPolicy:
         return self.model  # type: ignore[return-value]
-
-    def batches(self, epoch: int) -> Iterator[LongTensor]:
-        n, bs = self.triples.shape[0], self.walker_config.batch_size
-        perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(self.device)
-        for start in range(0, n, bs):
-            yield self.triples[perm[start : start + bs]]
 
     def batch_loss(self, batch: LongTensor) -> torch.Tensor:
         cfg = self.walker_config
@@ -179,13 +229,6 @@ class WalkerTrainingLoop(TrainingLoop):
         finally:
             if flushed:
                 torch.set_flush_denormal(False)
-
-    def extra_state_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline.state_dict() if self.baseline is not None else None}
-
-    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
-        if self.baseline is not None and state.get("baseline"):
-            self.baseline.load_state_dict(state["baseline"])
 
 
 class RewardStatsCallback(TrainingCallback):
@@ -237,18 +280,38 @@ class WalkerResult:
         )
 
 
-def _load_dataset(dataset: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Dataset:
-    if isinstance(dataset, Dataset):
-        return dataset
-    from kgreason.data.registry import load_dataset
-
-    return load_dataset(str(dataset), data_dir=data_dir)
-
-
 def build_environment(dataset: Dataset, config: WalkerConfig, device: torch.device | str) -> WalkEnvironment:
     """The walk graph of ``dataset.train`` (valid/test links excluded, fan-out capped) and its environment."""
     graph = ActionGraph.from_dataset(dataset, max_actions=config.max_actions, device=device)
     return WalkEnvironment(graph, config.num_steps)
+
+
+def build_policy(dataset: Dataset, config: WalkerConfig) -> WalkerPolicy:
+    """A fresh :class:`WalkerPolicy` for the entities and relations of ``dataset``, sized by ``config``."""
+    return WalkerPolicy(
+        dataset.num_entities,
+        dataset.num_relations,
+        embedding_dim=config.embedding_dim,
+        history_dim=config.history_dim,
+        history_layers=config.history_layers,
+        embedding_dropout=config.embedding_dropout,
+        ff_dropout=config.ff_dropout,
+        entity_scoring=config.entity_scoring,  # type: ignore[arg-type]
+    )
+
+
+def save_graph(graph: ActionGraph, path: Path, **extra: torch.Tensor) -> None:
+    """Write the walk graph's triples and sizes (and ``extra`` tensors) to ``path`` (``graph.pt``), atomically."""
+    atomic_torch_save(
+        {
+            "triples": graph.triples.cpu(),
+            "num_entities": graph.num_entities,
+            "num_relations": graph.num_relations,
+            "max_actions": graph.max_actions,
+            **extra,
+        },
+        path,
+    )
 
 
 def _training_queries(graph: ActionGraph, config: WalkerConfig) -> LongTensor:
@@ -258,17 +321,6 @@ def _training_queries(graph: ActionGraph, config: WalkerConfig) -> LongTensor:
         inv = torch.stack([triples[:, 2], triples[:, 1] + R, triples[:, 0]], dim=1)
         triples = torch.cat([triples, inv])
     return triples
-
-
-def _check_run_dir(run_dir: Path, config: WalkerConfig, dataset: Dataset) -> None:
-    cfg_path = run_dir / CONFIG_FILE
-    if cfg_path.exists():
-        diff = config_diff(load_config_dict(cfg_path), config_to_dict(config))
-        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in RESUMABLE_KEYS]
-        if diff:
-            raise CheckpointMismatchError(cfg_path, diff)
-    if (run_dir / "entities.json").exists():
-        dataset.check_vocabularies(run_dir)
 
 
 def _eval_metric_key(config: WalkerConfig) -> str:
@@ -319,31 +371,16 @@ def train_walker(
     )  # joins a torchrun run (queries sharded, policy under DDP); else nothing
     device = ctx.resolve_device(cfg.device) if ctx.is_distributed else resolve_device(cfg.device)
     cfg.device = str(device)
-    ds = _load_dataset(dataset, cfg.data_dir)
+    ds = resolve_dataset(dataset, cfg.data_dir)
 
     run_dir = Path(output_dir) if output_dir is not None else None
-    if run_dir is not None:
-        if resume:
-            _check_run_dir(run_dir, cfg, ds)
-        barrier()  # every rank has checked the directory before rank 0 writes to it
-        if ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, run_dir / CONFIG_FILE)
-            ds.save_vocabularies(run_dir)
+    prepare_run_dir(run_dir, cfg, ds, RESUMABLE_KEYS, resume=resume, is_main=ctx.is_main)
 
     set_seed(cfg.seed)
     env = build_environment(ds, cfg, device)
     graph = env.graph
     if run_dir is not None and ctx.is_main:
-        atomic_torch_save(
-            {
-                "triples": graph.triples.cpu(),
-                "num_entities": graph.num_entities,
-                "num_relations": graph.num_relations,
-                "max_actions": graph.max_actions,
-            },
-            run_dir / GRAPH_FILE,
-        )
+        save_graph(graph, run_dir / GRAPH_FILE)
     shaper = None
     if cfg.reward_shaping:
         assert cfg.reward_model_dir is not None
@@ -352,16 +389,7 @@ def train_walker(
             ds.check_vocabularies(rm_dir)
         shaper = RewardShaper.from_run_dir(rm_dir, num_relations=ds.num_relations, device=device)
 
-    policy = WalkerPolicy(
-        ds.num_entities,
-        ds.num_relations,
-        embedding_dim=cfg.embedding_dim,
-        history_dim=cfg.history_dim,
-        history_layers=cfg.history_layers,
-        embedding_dropout=cfg.embedding_dropout,
-        ff_dropout=cfg.ff_dropout,
-        entity_scoring=cfg.entity_scoring,  # type: ignore[arg-type]
-    )
+    policy = build_policy(ds, cfg)
 
     def make_scorer() -> WalkerScorer:
         return WalkerScorer(policy, env, cfg.beam_size, batch_size=cfg.eval_batch_size)
@@ -394,7 +422,7 @@ def train_walker(
             early = EarlyStoppingCallback(
                 metric=metric_key,
                 patience=cfg.patience,
-                best_path=run_dir / CHECKPOINT_DIR / BEST_WEIGHTS_FILE if run_dir is not None else None,
+                best_path=best_weights_path(checkpoints_dir(run_dir)),
             )
             builtin.append(early)
 
@@ -407,35 +435,25 @@ def train_walker(
         callbacks=[*builtin, *(callbacks or [])],
         device=device,
     )
-    start = time.perf_counter()
-    losses = loop.train(
-        cfg.epochs,
-        checkpoint_dir=run_dir / CHECKPOINT_DIR if run_dir is not None else None,
-        checkpoint_every=cfg.checkpoint_every,
-        resume=resume,
-    )
-    seconds = time.perf_counter() - start
+    losses, seconds = timed_train(loop, cfg.epochs, checkpoints_dir(run_dir), cfg.checkpoint_every, resume)
     policy.eval()
 
     metrics = None
     if evaluate:
-        from kgreason.evaluation import RankBasedEvaluator
+        from kgreason.evaluation import evaluate_dataset
 
-        evaluator = RankBasedEvaluator(
-            ds.all_triples(), num_entities=ds.num_entities, batch_size=cfg.eval_batch_size, device=device
+        metrics = evaluate_dataset(
+            make_scorer(), ds, "test", tuple(cfg.eval_sides), batch_size=cfg.eval_batch_size, device=device
         )
-        metrics = evaluator.evaluate(make_scorer(), ds.test, sides=tuple(cfg.eval_sides))
-    if run_dir is not None:
-        if ctx.is_main:
-            from kgreason.training.pipeline import write_losses_csv
-
-            save_policy(policy, run_dir)
-            keys = [metric_key, "train.mean_reward", "train.hit_rate", "train.unique_paths"]
-            write_losses_csv(loop.history, run_dir / "losses.csv", metric_keys=keys)
-            _plot(loop, run_dir / "losses.png", metric_key, cfg)
-            if metrics is not None:
-                metrics.save(run_dir)
-        barrier()  # the run directory is complete when any rank returns
+    finish_run_dir(
+        run_dir,
+        loop.history,
+        save_model=lambda directory: save_policy(policy, directory),
+        metric_keys=[metric_key, "train.mean_reward", "train.hit_rate", "train.unique_paths"],
+        title=f"walker on {cfg.dataset}",
+        metrics=metrics,
+        is_main=ctx.is_main,
+    )
     return WalkerResult(
         config=cfg,
         dataset=ds,
@@ -449,21 +467,6 @@ def train_walker(
         best_epoch=early.best_epoch if early is not None else None,
         unique_paths=list(diversity.counts) if diversity is not None else [],
     )
-
-
-def _plot(loop: WalkerTrainingLoop, path: Path, metric_key: str, cfg: WalkerConfig) -> None:
-    try:
-        from kgreason.training.plotting import plot_losses
-
-        plot_losses(
-            loop.history.losses,
-            path,
-            metric=loop.history.metric(metric_key) or None,
-            metric_name=metric_key,
-            title=f"walker on {cfg.dataset}",
-        )
-    except ImportError:  # matplotlib is optional
-        pass
 
 
 # ---- using a trained walker --------------------------------------------------------------------------------
@@ -504,10 +507,20 @@ class LoadedWalker:
         return self.relations.label(relation_id)
 
 
-def load_walker(run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> LoadedWalker:
-    """Read the config, vocabularies, graph and policy of a walker run directory."""
-    run_dir = Path(run_dir)
-    cfg = config_from_dict(WalkerConfig, load_config_dict(run_dir / CONFIG_FILE))
+class WalkerFiles(NamedTuple):
+    """What :func:`read_walker_files` reads from a walker (or CPL) run directory."""
+
+    device: torch.device
+    entities: Vocabulary
+    relations: Vocabulary
+    graph: ActionGraph
+    saved_graph: dict[str, Any]  # all of ``graph.pt``, with what :func:`save_graph` got as extras
+    policy: WalkerPolicy
+
+
+def read_walker_files(run_dir: Path, device: str | torch.device | None = None) -> WalkerFiles:
+    """The vocabularies, the walk graph (``graph.pt``, see :func:`save_graph`) and the policy of a run directory,
+    on ``device`` (default: CPU)."""
     dev = resolve_device(device if device is not None else "cpu")
     entities = Vocabulary.load(run_dir / "entities.json", kind="entity")
     relations = Vocabulary.load(run_dir / "relations.json", kind="relation")
@@ -520,7 +533,16 @@ def load_walker(run_dir: str | os.PathLike[str], device: str | torch.device | No
         device=dev,
     )
     policy = load_policy(run_dir, map_location=dev)
-    return LoadedWalker(cfg, policy, WalkEnvironment(graph, cfg.num_steps), entities, relations)
+    return WalkerFiles(dev, entities, relations, graph, saved, policy)
+
+
+def load_walker(run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> LoadedWalker:
+    """Read the config, vocabularies, graph and policy of a walker run directory."""
+    run_dir = Path(run_dir)
+    cfg = config_from_dict(WalkerConfig, load_config_dict(run_dir / CONFIG_FILE))
+    files = read_walker_files(run_dir, device)
+    env = WalkEnvironment(files.graph, cfg.num_steps)
+    return LoadedWalker(cfg, files.policy, env, files.entities, files.relations)
 
 
 def explain(

@@ -21,14 +21,14 @@ Under ``torchrun`` (docs/distributed.md) every process runs ``pipeline`` with th
 trains data-parallel, evaluation is sharded over the ranks, and rank 0 alone writes the run directory.
 
 ``evaluate_run(run_dir)`` re-evaluates a saved run. The only place the training layer builds an evaluator is
-here (and :func:`evaluate_run`); loops and callbacks take one from their caller.
+here (and :func:`evaluate_run`); loops and callbacks take one from their caller. The run directory is started
+and finished by :mod:`kgreason.training.run_dir`, as for the walker and CPL.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +37,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from kgreason.config import config_diff, config_from_dict, config_to_dict, load_config_dict, save_config
+from kgreason.config import config_from_dict, config_to_dict, load_config_dict
 from kgreason.data.dataset import Dataset
-from kgreason.distributed.context import barrier, init_distributed
-from kgreason.io import atomic_open
+from kgreason.distributed.context import init_distributed
 from kgreason.training.callbacks import (
     EarlyStoppingCallback,
     EvaluationCallback,
@@ -52,7 +51,16 @@ from kgreason.training.callbacks import (
 from kgreason.training.config import RESUMABLE_KEYS, KGEConfig, resolve_config
 from kgreason.training.kge import KGETrainingLoop
 from kgreason.training.lcwa import LCWATrainingLoop, SymmetricLCWATrainingLoop
-from kgreason.training.loop import CheckpointMismatchError, TrainingHistory
+from kgreason.training.run_dir import (
+    CONFIG_FILE,
+    best_weights_path,
+    checkpoints_dir,
+    finish_run_dir,
+    prepare_run_dir,
+    resolve_dataset,
+    timed_train,
+    write_losses_csv,
+)
 from kgreason.training.slcwa import SLCWATrainingLoop
 from kgreason.training.utils import resolve_device, set_seed
 
@@ -60,10 +68,6 @@ if TYPE_CHECKING:
     from kgreason.evaluation import EvaluationResult
 
 __all__ = ["PipelineResult", "build_training_loop", "evaluate_run", "pipeline", "write_losses_csv"]
-
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-BEST_WEIGHTS_FILE = "best_weights.pt"
 
 
 @dataclass
@@ -146,26 +150,6 @@ def build_training_loop(
     return loop
 
 
-def _load_dataset(dataset: str | Dataset, data_dir: str | None) -> Dataset:
-    if isinstance(dataset, Dataset):
-        return dataset
-    from kgreason.data.registry import load_dataset
-
-    return load_dataset(dataset, data_dir=data_dir)
-
-
-def _check_run_dir(run_dir: Path, config: KGEConfig, dataset: Dataset) -> None:
-    """Refuse to continue a run directory made with another config or vocabulary."""
-    cfg_path = run_dir / CONFIG_FILE
-    if cfg_path.exists():
-        diff = config_diff(load_config_dict(cfg_path), config_to_dict(config))
-        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in RESUMABLE_KEYS]
-        if diff:
-            raise CheckpointMismatchError(cfg_path, diff)
-    if (run_dir / "entities.json").exists():
-        dataset.check_vocabularies(run_dir)
-
-
 def pipeline(
     dataset: str | Dataset | None = None,
     model: str | None = None,
@@ -207,16 +191,9 @@ def pipeline(
     ctx = init_distributed(cfg.device)  # joins a torchrun run; nothing otherwise
     cfg.device = str(ctx.resolve_device(cfg.device) if ctx.is_distributed else resolve_device(cfg.device))
 
-    ds = _load_dataset(dataset if isinstance(dataset, Dataset) else cfg.dataset, cfg.data_dir)
+    ds = resolve_dataset(dataset if isinstance(dataset, Dataset) else cfg.dataset, cfg.data_dir)
     run_dir = Path(output_dir) if output_dir is not None else None
-    if run_dir is not None:
-        if resume:
-            _check_run_dir(run_dir, cfg, ds)
-        barrier()  # every rank has checked the directory before rank 0 writes to it
-        if ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, run_dir / CONFIG_FILE)
-            ds.save_vocabularies(run_dir)
+    prepare_run_dir(run_dir, cfg, ds, RESUMABLE_KEYS, resume=resume, is_main=ctx.is_main)
 
     from kgreason.models import MODELS
 
@@ -227,36 +204,31 @@ def pipeline(
     builtin, early = _builtin_callbacks(cfg, ds, run_dir)
     training_loop = build_training_loop(cfg, kge_model, ds, callbacks=[*builtin, *(callbacks or [])])
 
-    start = time.perf_counter()
-    losses = training_loop.train(
-        int(cfg.epochs or 0),
-        checkpoint_dir=run_dir / CHECKPOINT_DIR if run_dir is not None else None,
-        checkpoint_every=cfg.checkpoint_every,
-        resume=resume,
+    losses, seconds = timed_train(
+        training_loop, int(cfg.epochs or 0), checkpoints_dir(run_dir), cfg.checkpoint_every, resume
     )
-    seconds = time.perf_counter() - start
     kge_model.eval()
 
     metrics = None
     if evaluate:
-        from kgreason.evaluation import RankBasedEvaluator
+        from kgreason.evaluation import evaluate_dataset
 
-        evaluator = RankBasedEvaluator(
-            ds.all_triples(), num_entities=ds.num_entities, batch_size=cfg.eval_batch_size, device=cfg.device
-        )
         with torch.no_grad():
-            metrics = evaluator.evaluate(kge_model, ds.test, sides=("head", "tail"))
-    if run_dir is not None:
-        if ctx.is_main:
-            from kgreason.models import save_model
+            metrics = evaluate_dataset(
+                kge_model, ds, "test", ("head", "tail"), batch_size=cfg.eval_batch_size, device=cfg.device
+            )
+    from kgreason.models import save_model
 
-            save_model(kge_model, run_dir)  # type: ignore[arg-type]
-            metric_key = f"{cfg.eval_split}.{cfg.early_stopping_metric}"
-            write_losses_csv(training_loop.history, run_dir / "losses.csv", metric_keys=[metric_key])
-            _plot(training_loop.history, run_dir / "losses.png", metric_key, cfg)
-            if metrics is not None:
-                metrics.save(run_dir / "metrics.json")
-        barrier()  # the run directory is complete when any rank returns
+    metric_key = f"{cfg.eval_split}.{cfg.early_stopping_metric}"
+    finish_run_dir(
+        run_dir,
+        training_loop.history,
+        save_model=lambda directory: save_model(kge_model, directory),  # type: ignore[arg-type]
+        metric_keys=[metric_key],
+        title=f"{cfg.model} on {cfg.dataset} ({cfg.loop})",
+        metrics=metrics,
+        is_main=ctx.is_main,
+    )
     return PipelineResult(
         config=cfg,
         model=kge_model,
@@ -297,7 +269,7 @@ def _builtin_callbacks(
             patience=cfg.patience,
             delta=cfg.early_stopping_delta,
             relative=cfg.early_stopping_relative,
-            best_path=run_dir / CHECKPOINT_DIR / BEST_WEIGHTS_FILE if run_dir is not None else None,
+            best_path=best_weights_path(checkpoints_dir(run_dir)),
         )
         callbacks.append(early)
     trackers: list[Any] = []
@@ -324,39 +296,6 @@ def _builtin_callbacks(
     return callbacks, early
 
 
-def write_losses_csv(
-    history: TrainingHistory, path: str | os.PathLike[str], metric_keys: Sequence[str] = ()
-) -> Path:
-    """``epoch,loss,learning_rate,seconds[,<metric>...]`` per epoch, atomically; metric cells are empty for
-    epochs without an evaluation."""
-    path = Path(path)
-    present = [k for k in metric_keys if history.metric(k)]
-    by_key = {k: dict(history.metric(k)) for k in present}
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        fh.write(",".join(["epoch", "loss", "learning_rate", "seconds", *present]) + "\n")
-        for i, loss in enumerate(history.losses):
-            epoch = i + 1
-            row = [str(epoch), repr(loss), repr(history.learning_rates[i]), f"{history.seconds[i]:.4f}"]
-            row += [repr(by_key[k][epoch]) if epoch in by_key[k] else "" for k in present]
-            fh.write(",".join(row) + "\n")
-    return path
-
-
-def _plot(history: TrainingHistory, path: Path, metric_key: str, cfg: KGEConfig) -> None:
-    from kgreason.training.plotting import plot_losses
-
-    try:
-        plot_losses(
-            history.losses,
-            path,
-            metric=history.metric(metric_key) or None,
-            metric_name=metric_key,
-            title=f"{cfg.model} on {cfg.dataset} ({cfg.loop})",
-        )
-    except ImportError:  # matplotlib is an optional extra
-        pass
-
-
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     split: str = "test",
@@ -380,7 +319,7 @@ def evaluate_run(
     ds = (
         dataset
         if dataset is not None
-        else _load_dataset(cfg.dataset, str(data_dir) if data_dir else cfg.data_dir)
+        else resolve_dataset(cfg.dataset, str(data_dir) if data_dir else cfg.data_dir)
     )
     ds.check_vocabularies(run_dir)
     dev = resolve_device(device)
