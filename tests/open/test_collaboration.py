@@ -367,6 +367,26 @@ def test_resume_checks_the_config(cpl_run: tuple[Path, object], toy: Dataset) ->
         train_cpl(toy, run_dir, toy_config(suggestions=5))
 
 
+def test_extractor_turns_come_on_top_of_every_reasoner_batch(cpl_run: tuple[Path, object], toy: Dataset) -> None:
+    _, run = cpl_run
+    loop = run.loop  # type: ignore[attr-defined]
+    cfg = loop.cpl_config
+    n, bs = len(loop.triples), cfg.reasoner.batch_size
+    reasoner_batches = -(-n // bs)
+    pre = list(loop.batches(cfg.pretrain_epochs))  # KG-only epoch: every query once
+    joint = list(loop.batches(cfg.pretrain_epochs + 1))
+    phases = [loop.phase(cfg.pretrain_epochs + 1, i) for i in range(len(joint))]
+    assert len(pre) == reasoner_batches and sum(len(b) for b in pre) == n
+    reasoner = [b for b, p in zip(joint, phases) if p == "reasoner"]
+    assert len(reasoner) == reasoner_batches
+    seen = sorted(tuple(x) for b in reasoner for x in b.tolist())
+    assert seen == sorted(tuple(x) for x in loop.triples.tolist())  # each query once, for the reasoner
+    extra = phases.count("extractor")
+    assert extra == (reasoner_batches // cfg.reasoner_iterations) * cfg.extractor_iterations and extra > 0
+    frozen = train_cpl(toy, None, toy_config("frozen_extractor", epochs=3), evaluate=False).loop
+    assert len(list(frozen.batches(3))) == reasoner_batches  # no extractor turns, same reasoner updates
+
+
 def test_alternating_phases_freeze_the_other_agent(cpl_run: tuple[Path, object]) -> None:
     # (last in this file: trains the fixture's agents further, in memory)
     _, run = cpl_run
@@ -403,3 +423,26 @@ def test_alternating_phases_freeze_the_other_agent(cpl_run: tuple[Path, object])
         assert not (phase == "extractor" and moved_policy)
     assert any(p == "reasoner" and mp for p, mp, _ in changes)
     assert any(p == "extractor" and me for p, _, me in changes)
+
+
+def test_extractor_supervision_anchors_the_extractor_turn_to_the_corpus_labels(toy: Dataset) -> None:
+    from kgreason.open.encoder import distant_supervision_loss, training_instances
+
+    no_edges = torch.zeros(0, 3, dtype=torch.long)
+    plain = train_cpl(toy, None, toy_config(epochs=3, eval_every=1), evaluate=False).loop
+    assert isinstance(plain, CPLTrainingLoop)
+    assert float(plain._extractor_loss(no_edges).detach()) == 0.0  # no rewarded edge, no anchor: no signal
+    run = train_cpl(toy, None, toy_config(epochs=3, eval_every=1, extractor_supervision=0.5), evaluate=False)
+    loop = run.loop
+    extractor = loop.agents.extractor
+    assert isinstance(loop, CPLTrainingLoop) and extractor is not None
+    assert loop.ds_instances is not None and torch.equal(loop.ds_instances, training_instances(extractor.bags))
+    extractor.eval()  # no dropout: the term is then exactly 0.5 x the pre-training loss on the drawn instances
+    state = loop.generator.get_state()
+    loss = loop._extractor_loss(no_edges)
+    loop.generator.set_state(state)
+    pick = torch.randint(len(loop.ds_instances), (64,), generator=loop.generator)
+    expected = 0.5 * distant_supervision_loss(extractor.encoder, extractor.bags, loop.ds_instances[pick], loop.ds_weights)
+    assert float(loss.detach()) > 0 and torch.allclose(loss, expected)
+    loss.backward()
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in extractor.parameters())

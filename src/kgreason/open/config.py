@@ -97,6 +97,10 @@ class CPLConfig:
             PCNN-ATT sizes.
         extractor_pretrain_epochs, extractor_pretrain_lr: distant-supervision pre-training (Adam).
         extractor_lr: Adam learning rate of the extractor during joint training.
+        extractor_supervision: weight of the distant-supervision loss (the pre-training objective, on
+            ``extractor_supervision_batch`` random training instances) added to the extractor's REINFORCE loss in
+            each of its turns, keeping it anchored to the corpus labels while it learns what helps the reasoner
+            (the reference code made one supervised step per iteration). 0 turns it off.
         suggestions: ``k``, edges the extractor suggests at every step (top-``k``; "no relation" and known
             edges excluded).
         suggestion_threshold: also require confidence ``p(r | bag) >= threshold`` (``None``: top-``k`` only).
@@ -145,6 +149,8 @@ class CPLConfig:
     extractor_pretrain_epochs: int = 5
     extractor_pretrain_lr: float = 1e-3
     extractor_lr: float = 1e-4
+    extractor_supervision: float = 0.0
+    extractor_supervision_batch: int = 64
     suggestions: int = 8
     suggestion_threshold: float | None = None
     sample_suggestions: bool = True

@@ -41,6 +41,7 @@ __all__ = [
     "PCNNAttention",
     "bag_chunks",
     "class_weights",
+    "distant_supervision_loss",
     "evaluate_extractor",
     "piecewise_max_pool",
     "predict_bags",
@@ -331,16 +332,26 @@ class ExtractorPretrainingLoop(TrainingLoop):
         return list(torch.split(self.instances[perm], self.batch_size))
 
     def batch_loss(self, batch: LongTensor) -> torch.Tensor:
-        bag_ids, target = batch[:, 0], batch[:, 1]
-        uniq, inverse = torch.unique(bag_ids, return_inverse=True)
-        bb = self.bags.batch(uniq)
         model: PCNNAttention = self.model  # type: ignore[assignment]
-        x = model.encode_sentences(bb.tokens, bb.pos_head, bb.pos_tail, bb.segments)
-        logits = model.bag_logits(x, bb.sentence_index[inverse], bb.sentence_mask[inverse], query=target)
-        others = self.bags.labels[bag_ids].clone()
-        others[torch.arange(len(batch), device=self.device), target] = False
-        logits = logits.masked_fill(others, -math.inf)
-        return F.cross_entropy(logits, target, weight=self.weights)
+        return distant_supervision_loss(model, self.bags, batch, self.weights)
+
+
+def distant_supervision_loss(
+    model: PCNNAttention, bags: BagDataset, instances: LongTensor, weights: FloatTensor | None = None
+) -> torch.Tensor:
+    """Multi-instance cross-entropy of ``instances: LongTensor[b, 2]`` ``(bag, class)`` rows
+    (:func:`training_instances`): the instance's class is the attention query and the target, weighted by
+    ``weights[class]``; the bag's *other* positive relations are removed from that instance's softmax (a pair
+    holding both ``parent_of`` and ``mother_of`` is not pushed away from either)."""
+    bag_ids, target = instances[:, 0], instances[:, 1]
+    uniq, inverse = torch.unique(bag_ids, return_inverse=True)
+    bb = bags.batch(uniq)
+    x = model.encode_sentences(bb.tokens, bb.pos_head, bb.pos_tail, bb.segments)
+    logits = model.bag_logits(x, bb.sentence_index[inverse], bb.sentence_mask[inverse], query=target)
+    others = bags.labels[bag_ids].clone()
+    others[torch.arange(len(instances), device=others.device), target] = False
+    logits = logits.masked_fill(others, -math.inf)
+    return F.cross_entropy(logits, target, weight=weights)
 
 
 class _HeldOutCallback(TrainingCallback):

@@ -45,7 +45,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,13 @@ from kgreason.open.collaboration import (
 )
 from kgreason.open.config import CPL_RESUMABLE_KEYS, CPLConfig
 from kgreason.open.distant_supervision import BagDataset, build_bag_dataset
-from kgreason.open.encoder import PCNNAttention, pretrain_extractor
+from kgreason.open.encoder import (
+    PCNNAttention,
+    class_weights,
+    distant_supervision_loss,
+    pretrain_extractor,
+    training_instances,
+)
 from kgreason.open.extractor import FactExtractor, SupportingSentence
 from kgreason.open.extractor import reinforce_loss as extractor_reinforce_loss
 from kgreason.open.replay import ReplayMemory, replay_log_probs
@@ -193,6 +199,11 @@ class CPLTrainingLoop(RolloutTrainingLoop):
             source.generator = self.generator
             source.enabled = False
         self.adaptive = AdaptiveSampling()
+        self.ds_instances: LongTensor | None = None  # distant-supervision anchor of the extractor's turns
+        self.ds_weights: torch.Tensor | None = None
+        if agents.extractor is not None and config.trains_extractor and config.extractor_supervision > 0:
+            self.ds_instances = training_instances(agents.extractor.bags).to(self.device)
+            self.ds_weights = class_weights(agents.extractor.bags).to(self.device)
         self.replay = (
             ReplayMemory(config.replay_capacity, config.reasoner.num_steps, self.device)
             if config.method == "cpl" and config.replay
@@ -208,6 +219,24 @@ class CPLTrainingLoop(RolloutTrainingLoop):
     @property
     def policy(self) -> WalkerPolicy:
         return self.agents.policy
+
+    def batches(self, epoch: int) -> Iterator[LongTensor]:
+        """Every training query once per epoch for the reasoner (shuffled batches, as the walker's loop); in joint
+        epochs where the extractor trains, its turns are *extra* batches of queries drawn at random: after every
+        ``reasoner_iterations`` reasoner batches come ``extractor_iterations`` extractor batches. The reasoner so
+        gets as many updates as in every other variant (the frozen-extractor ablation included)."""
+        cfg = self.cpl_config
+        reasoner_batches = super().batches(epoch)
+        if self.phase(epoch, cfg.reasoner_iterations) != "extractor":
+            yield from reasoner_batches
+            return
+        n, bs = self.triples.shape[0], cfg.reasoner.batch_size
+        for i, batch in enumerate(reasoner_batches, 1):
+            yield batch
+            if i % cfg.reasoner_iterations == 0:
+                for _ in range(cfg.extractor_iterations):
+                    pick = torch.randint(n, (min(bs, n),), generator=self.generator, device=self.generator.device)
+                    yield self.triples[pick.to(self.device)]
 
     def phase(self, epoch: int, batch_index: int) -> str:
         """``"pretrain"`` (KG only), ``"reasoner"`` or ``"extractor"`` for batch ``batch_index`` of ``epoch``."""
@@ -299,12 +328,19 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         """REINFORCE with γ = 0: ``-mean log pi_E(edge | e_t)`` over rewarded text edges (``LongTensor[m, 3]``)."""
         extractor = self.agents.extractor
         assert extractor is not None
-        if edges.numel() == 0:
-            return torch.zeros((), device=self.device, requires_grad=True)
-        log_probs = extractor.log_prob(edges[:, 0], edges[:, 1], edges[:, 2])
-        if not bool(torch.isfinite(log_probs).any()):
-            return torch.zeros((), device=self.device, requires_grad=True)
-        return extractor_reinforce_loss(log_probs, torch.ones_like(log_probs))
+        loss = torch.zeros((), device=self.device, requires_grad=True)
+        if edges.numel():
+            log_probs = extractor.log_prob(edges[:, 0], edges[:, 1], edges[:, 2])
+            if bool(torch.isfinite(log_probs).any()):
+                loss = extractor_reinforce_loss(log_probs, torch.ones_like(log_probs))
+        cfg = self.cpl_config
+        if cfg.extractor_supervision > 0 and self.ds_instances is not None and len(self.ds_instances):
+            pick = torch.randint(len(self.ds_instances), (cfg.extractor_supervision_batch,),
+                                 generator=self.generator, device=self.generator.device).to(self.device)
+            loss = loss + cfg.extractor_supervision * distant_supervision_loss(
+                extractor.encoder, extractor.bags, self.ds_instances[pick], self.ds_weights
+            )
+        return loss
 
     def extra_state_dict(self) -> dict[str, Any]:
         return {**super().extra_state_dict(), "replay": self.replay.state_dict() if self.replay is not None else None}
