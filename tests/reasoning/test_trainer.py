@@ -133,3 +133,18 @@ def test_presets_and_ablations() -> None:
     cfg = WalkerConfig(action_dropout=0.5, action_dropout_decay=0.5, action_dropout_min=0.2, entropy_decay=0.9)
     assert cfg.action_dropout_at(1) == 0.5 and cfg.action_dropout_at(2) == 0.25 and cfg.action_dropout_at(5) == 0.2
     assert cfg.entropy_weight_at(3) == pytest.approx(0.02 * 0.81)
+
+
+def test_plateau_scheduler_follows_the_validation_mrr(rule_ds: Dataset) -> None:
+    # ReduceLROnPlateau is stepped with the validation MRR at each evaluation, never with the loss
+    cfg = small_config(epochs=8, eval_every=1, lr_scheduler="ReduceLROnPlateau",
+                       lr_scheduler_kwargs={"mode": "max", "factor": 0.5, "patience": 0, "threshold": 10.0})
+    result = train_walker(rule_ds, None, None, cfg)
+    loop = result.loop  # type: ignore[attr-defined]
+    assert loop.scheduler_metric == "valid.tail.realistic.mrr"
+    evaluations = loop.history.metric("valid.tail.realistic.mrr")
+    assert len(evaluations) == 8
+    # threshold 10 (relative): no evaluation ever counts as an improvement, so every one after the first halves it
+    assert loop.learning_rate == pytest.approx(0.01 * 0.5 ** (len(evaluations) - 1))
+    constant = train_walker(rule_ds, None, None, small_config(epochs=2, eval_every=1)).loop  # type: ignore[attr-defined]
+    assert constant.lr_scheduler is None and constant.learning_rate == pytest.approx(0.01)

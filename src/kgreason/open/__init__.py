@@ -6,7 +6,7 @@ baselines (MINERVA, Two-Step) and the trainer (see docs/open.md).
     from kgreason.open import CPLConfig, train_cpl, explain_cpl
 
     result = train_cpl("family", "runs/cpl", CPLConfig.for_variant("cpl", subsample=0.2))
-    for answer in explain_cpl("runs/cpl", "ada_smith_3", "grandmother_of", top_k=3):
+    for answer in explain_cpl("runs/cpl", "alice_phillips_1", "grandparent_of", top_k=3):
         print(answer)                                                   # text edges marked, with sentences
 
 The pieces:

@@ -3,7 +3,7 @@
     cfg = CPLConfig.for_variant("cpl", subsample=0.2)
     result = train_cpl("family", "runs/family-cpl-20", cfg)          # family comes with its corpus
     print(result.metrics.metrics["tail.realistic.hits_at_10"])       # filtered, tail-only, test
-    for answer in explain_cpl("runs/family-cpl-20", "alice_smith_1", "grandmother_of", top_k=3):
+    for answer in explain_cpl("runs/family-cpl-20", "alice_phillips_1", "grandparent_of", top_k=3):
         print(answer)                                                # text edges marked, with their sentences
 
 Stages of a CPL run (Fu et al. 2019, §3.3 and §4.2), all in one

@@ -49,6 +49,10 @@ class WalkerConfig:
         train_inverse_queries: also train on the inverse queries ``(t, r + R, h)`` (needed for head-side
             evaluation by inverse tail queries).
         batch_size, lr, grad_clip_norm: Adam on batches of training queries; clipping of the gradient norm.
+        lr_scheduler, lr_scheduler_kwargs: any ``torch.optim.lr_scheduler`` by name, stepped every epoch
+            (``None``: constant lr). ``"ReduceLROnPlateau"`` is stepped with the validation MRR at each evaluation
+            (pass ``{"mode": "max", ...}``): e.g. ``{"mode": "max", "factor": 0.3, "patience": 3}`` cuts the lr
+            when the validation MRR has not improved for 3 evaluations.
         epochs, eval_every, eval_split, eval_sides: training length and periodic evaluation (``eval_sides``
             ``["tail"]`` is the paper's protocol; add ``"head"`` for both sides).
         early_stopping, patience: stop when the validation MRR has not improved for ``patience`` evaluations.
@@ -81,6 +85,8 @@ class WalkerConfig:
     train_inverse_queries: bool = False
     batch_size: int = 128
     lr: float = 1e-3
+    lr_scheduler: str | None = None
+    lr_scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
     grad_clip_norm: float | None = None
     epochs: int = 40
     eval_every: int = 2

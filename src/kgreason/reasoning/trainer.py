@@ -92,7 +92,8 @@ class RolloutTrainingLoop(TrainingLoop):
         env: the walk environment.
         triples: ``LongTensor[n, 3]`` training queries with answers.
         reasoner_config: the walker's settings (``batch_size``; ``baseline``, ``baseline_decay``).
-        optimizer, lr, device, seed, callbacks, config: as for :class:`~kgreason.training.loop.TrainingLoop`.
+        optimizer, lr, device, seed, callbacks, config, **loop_kwargs: as for
+            :class:`~kgreason.training.loop.TrainingLoop` (e.g. ``lr_scheduler``).
     """
 
     def __init__(
@@ -108,9 +109,11 @@ class RolloutTrainingLoop(TrainingLoop):
         seed: int | None,
         callbacks: TrainingCallback | Sequence[TrainingCallback] | None,
         config: dict[str, Any],
+        **loop_kwargs: Any,
     ) -> None:
         super().__init__(
-            model, optimizer=optimizer, lr=lr, device=device, seed=seed, callbacks=callbacks, config=config
+            model, optimizer=optimizer, lr=lr, device=device, seed=seed, callbacks=callbacks, config=config,
+            **loop_kwargs,
         )
         self.reasoner_config = reasoner_config
         self.env = env
@@ -174,6 +177,9 @@ class WalkerTrainingLoop(RolloutTrainingLoop):
             seed=config.seed,
             callbacks=callbacks,
             config=config_to_dict(config),
+            lr_scheduler=config.lr_scheduler,
+            lr_scheduler_kwargs=config.lr_scheduler_kwargs,
+            scheduler_metric=_eval_metric_key(config),
         )
         self.walker_config = config
         self.reward_shaper = reward_shaper.to(self.device) if reward_shaper is not None else None

@@ -3,7 +3,7 @@
 Every field left ``None`` is filled by :func:`resolve_config`, in this order:
 
 1. the value given by the user (``pipeline(..., lr=0.01)`` or the CLI);
-2. the model's ``default_training`` (e.g. ComplEx: LCWA, BCE with label smoothing 0.1, Adam 1e-3, batch 256)
+2. the model's ``default_training`` (e.g. ComplEx: LCWA, BCE with label smoothing 0.1, Adam 3e-3, batch 256)
    -- its loss-related entries (``loss``, ``loss_kwargs``, ``label_smoothing``, ``num_negatives``,
    ``negative_sampler``) only when the chosen loop is of the same kind (sLCWA vs LCWA) as the model's;
    a ``default_training[loop]`` sub-dict, if present, applies to that loop;
