@@ -119,6 +119,12 @@ def test_presets_and_ablations() -> None:
     assert (umls.num_steps, umls.max_actions, umls.action_dropout, umls.entropy_weight) == (2, 400, 0.95, 0.05)
     assert umls.grad_clip_norm == 5.0 and umls.beam_size == 128 and umls.patience == 100
     assert WalkerConfig.preset("nell-995").beam_size == 512
+    # UMLS and Kinship lower the rate when the validation MRR stalls (measured on UMLS); the others keep it constant
+    assert umls.lr_scheduler == "ReduceLROnPlateau" and umls.lr_scheduler_kwargs["mode"] == "max"
+    assert WalkerConfig.preset("kinship", ablation="-rs").lr_scheduler == "ReduceLROnPlateau"
+    assert WalkerConfig.preset("fb15k-237").lr_scheduler is None
+    umls.lr_scheduler_kwargs["patience"] = 99  # each preset gets its own copy of the kwargs
+    assert WalkerConfig.preset("umls").lr_scheduler_kwargs["patience"] == 4
     assert WalkerConfig.preset("wn18rr").batch_size == 512
     no_rs = WalkerConfig.preset("kinship", ablation="-rs")
     assert not no_rs.reward_shaping and no_rs.action_dropout == 0.9

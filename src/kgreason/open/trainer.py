@@ -956,8 +956,11 @@ class ExplainedAnswer(Answer):
         lines = [f"{self.label or self.entity}  (p={self.probability:.4g})"]
         for i, path in enumerate(self.paths):
             lines.append(f"    {path.text}")
+            shown: set[tuple[str, str, str]] = set()  # a fact walked twice (there and back) is quoted once
             for ev in self.evidence[i] if i < len(self.evidence) else []:
-                lines.append(f"        {ev}")
+                if (ev.head, ev.relation, ev.tail) not in shown:
+                    shown.add((ev.head, ev.relation, ev.tail))
+                    lines.append(f"        {ev}")
         return "\n".join(lines)
 
 
