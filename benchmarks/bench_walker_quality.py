@@ -8,8 +8,9 @@ Usage::
 
 Steps:
 
-1. the ConvE reward model: :func:`kgreason.training.pipeline` with the reference's ConvE settings (see
-   ``bench_kge_quality.py``; the run directory ``<output-root>/<dataset>-conve`` is shared with it and reused
+1. the reward model (``--reward-model``, ConvE by default; ``complex`` is the paper's Ours(ComplEx) row):
+   :func:`kgreason.training.pipeline` with the reference's settings for that model (see
+   ``bench_kge_quality.py``; the run directory ``<output-root>/<dataset>-<model>`` is shared with it and reused
    when it is complete);
 2. for each ablation (``full``, ``-rs``, ``-ad``, ``minerva``): :func:`kgreason.reasoning.train_walker` with
    ``WalkerConfig.preset(dataset, ablation)`` (``--epochs``, ``--patience``, ``--set key=value`` override the
@@ -74,6 +75,9 @@ def run_ablation(
     from kgreason.reasoning import WalkerConfig, train_walker
 
     tag = {"-rs": "no_rs", "-ad": "no_ad"}.get(ablation, ablation) + ("-both" if both_sides else "")
+    reward_model = reward_dir.name.removeprefix(f"{dataset}-")
+    if reward_model != "conve":  # ConvE-shaped runs keep their original directory names
+        tag += f"-{reward_model}"
     run_dir = output_root / f"{dataset}-walker-{tag}"
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
@@ -149,7 +153,8 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=None, help="evaluations (every 2 epochs) without improvement")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--output-root", default="runs/quality")
-    ap.add_argument("--kge-epochs", type=int, default=300, help="ConvE reward model: maximum epochs")
+    ap.add_argument("--reward-model", default="conve", help="KGE model of the reward shaper (conve, complex, ...)")
+    ap.add_argument("--kge-epochs", type=int, default=300, help="reward model: maximum epochs")
     ap.add_argument("--both-sides", action="store_true", help="train on inverse queries too; test both sides")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more WalkerConfig overrides")
     args = ap.parse_args()
@@ -157,9 +162,9 @@ def main() -> None:
     root = Path(args.output_root)
 
     t0 = time.perf_counter()
-    reward_dir, kge, kge_seconds = kge_run(args.dataset, "conve", root, epochs=args.kge_epochs)
+    reward_dir, kge, kge_seconds = kge_run(args.dataset, args.reward_model, root, epochs=args.kge_epochs)
     print(
-        f"# {args.dataset}: ConvE reward model {reward_dir} (train {kge_seconds:.0f} s, wall "
+        f"# {args.dataset}: {args.reward_model} reward model {reward_dir} (train {kge_seconds:.0f} s, wall "
         f"{time.perf_counter() - t0:.0f} s): test tail {fmt(kge, 'tail')} | both {fmt(kge, 'both')}",
         flush=True,
     )
