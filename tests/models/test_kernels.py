@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgreason.models.kernels import gathered_dot, gathered_l1, gathered_l2
+from kgreason.models.kernels import BMM_MIN_CANDIDATES, gathered_dot, gathered_l1, gathered_l2
 
 
 def _reference(kind: str, q: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -45,3 +45,19 @@ def test_no_gradient_needed() -> None:
     with torch.no_grad():
         out = gathered_l1(torch.randn(3, 4), torch.randn(5, 4), torch.randint(5, (3, 2)))
     assert out.shape == (3, 2) and not out.requires_grad
+
+
+@pytest.mark.parametrize("num_candidates", [1, BMM_MIN_CANDIDATES, BMM_MIN_CANDIDATES + 1])
+def test_dot_both_reductions_match_autograd(num_candidates: int) -> None:
+    """Up to ``BMM_MIN_CANDIDATES`` the rows are reduced by multiply-and-sum, beyond by a batched matmul."""
+    torch.manual_seed(1)
+    q = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(7, (3, num_candidates))
+    out, ref = gathered_dot(q, table, index), _reference("dot", q, table, index)
+    torch.testing.assert_close(out, ref)
+    weights = torch.randn_like(out)
+    got = torch.autograd.grad((out * weights).sum(), (q, table))
+    want = torch.autograd.grad((ref * weights).sum(), (q, table))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
