@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgreason.models.kernels import BMM_MIN_CANDIDATES, gathered_dot, gathered_l1, gathered_l2
+from kgreason.models.kernels import MULSUM_MAX_CANDIDATES, gathered_dot, gathered_l1, gathered_l2
 
 
 def _reference(kind: str, q: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -47,9 +47,9 @@ def test_no_gradient_needed() -> None:
     assert out.shape == (3, 2) and not out.requires_grad
 
 
-@pytest.mark.parametrize("num_candidates", [1, BMM_MIN_CANDIDATES, BMM_MIN_CANDIDATES + 1])
+@pytest.mark.parametrize("num_candidates", [1, MULSUM_MAX_CANDIDATES, MULSUM_MAX_CANDIDATES + 1])
 def test_dot_both_reductions_match_autograd(num_candidates: int) -> None:
-    """Up to ``BMM_MIN_CANDIDATES`` the rows are reduced by multiply-and-sum, beyond by a batched matmul."""
+    """Up to ``MULSUM_MAX_CANDIDATES`` the rows are reduced by multiply-and-sum, beyond by a batched matmul."""
     torch.manual_seed(1)
     q = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     table = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
