@@ -15,6 +15,18 @@ def _reference(kind: str, q: torch.Tensor, table: torch.Tensor, index: torch.Ten
     return torch.linalg.vector_norm(rows - q.unsqueeze(1), ord=1 if kind == "l1" else 2, dim=-1)
 
 
+def _assert_same_values_and_gradients(
+    out: torch.Tensor, ref: torch.Tensor, q: torch.Tensor, table: torch.Tensor
+) -> None:
+    """``out`` equals ``ref``, and so do their gradients with respect to ``q`` and ``table`` (random weights)."""
+    torch.testing.assert_close(out, ref)
+    weights = torch.randn_like(out)
+    got = torch.autograd.grad((out * weights).sum(), (q, table))
+    want = torch.autograd.grad((ref * weights).sum(), (q, table))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
 @pytest.mark.parametrize("kind, fn", [("dot", gathered_dot), ("l1", gathered_l1), ("l2", gathered_l2)])
 def test_values_and_gradients_match_autograd(kind: str, fn) -> None:
     torch.manual_seed(0)
@@ -23,12 +35,7 @@ def test_values_and_gradients_match_autograd(kind: str, fn) -> None:
     index = torch.randint(9, (6, 4))
     index[0, 1] = index[0, 0]  # a repeated candidate accumulates its gradient
     out, ref = fn(q, table, index), _reference(kind, q, table, index)
-    torch.testing.assert_close(out, ref)
-    weights = torch.randn_like(out)
-    got = torch.autograd.grad((out * weights).sum(), (q, table))
-    want = torch.autograd.grad((ref * weights).sum(), (q, table))
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w)
+    _assert_same_values_and_gradients(out, ref, q, table)
     assert torch.autograd.gradcheck(lambda a, b: fn(a, b, index), (q, table))
 
 
@@ -55,9 +62,4 @@ def test_dot_both_reductions_match_autograd(num_candidates: int) -> None:
     table = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
     index = torch.randint(7, (3, num_candidates))
     out, ref = gathered_dot(q, table, index), _reference("dot", q, table, index)
-    torch.testing.assert_close(out, ref)
-    weights = torch.randn_like(out)
-    got = torch.autograd.grad((out * weights).sum(), (q, table))
-    want = torch.autograd.grad((ref * weights).sum(), (q, table))
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w)
+    _assert_same_values_and_gradients(out, ref, q, table)
