@@ -39,7 +39,10 @@ class WalkerConfig:
         num_rollouts: walks sampled per training query.
         max_actions: fan-out cap ``eta`` (out-edges kept per entity, highest target PageRank); ``None``: no cap.
         embedding_dim, history_dim, history_layers: policy sizes (200, 200, 3 in the paper).
-        embedding_dropout, ff_dropout: dropout on the embedding tables / after each feed-forward layer.
+        embedding_dropout, ff_dropout: dropout on the embeddings / after each feed-forward layer.
+        embedding_dropout_mode: ``"table"`` (one mask on the tables per batch: every walker of a batch shares it)
+            or ``"per_use"`` (every gathered embedding gets its own mask, as in the reference code; see
+            :mod:`kgreason.reasoning.policy`).
         entity_scoring: ``"auto"``, ``"dense"`` or ``"gather"`` (see :mod:`kgreason.reasoning.policy`).
         action_dropout: ``alpha`` of eq. 9 at epoch 1; ``action_dropout_decay`` multiplies it every epoch, down
             to ``action_dropout_min``; ``action_dropout_epsilon``: the ``eps`` of eq. 8.
@@ -73,6 +76,7 @@ class WalkerConfig:
     embedding_dropout: float = 0.3
     ff_dropout: float = 0.1
     entity_scoring: str = "auto"
+    embedding_dropout_mode: str = "table"
     action_dropout: float = 0.5
     action_dropout_decay: float = 1.0
     action_dropout_min: float = 0.0
@@ -109,6 +113,10 @@ class WalkerConfig:
             raise ValueError(f"num_rollouts must be >= 1, got {self.num_rollouts}")
         if not 0.0 <= self.action_dropout < 1.0:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if self.embedding_dropout_mode not in ("table", "per_use"):
+            raise ValueError(
+                f"embedding_dropout_mode must be 'table' or 'per_use', got {self.embedding_dropout_mode!r}"
+            )
         if self.baseline not in ("none", "moving_average"):
             raise ValueError(f"baseline must be 'none' or 'moving_average', got {self.baseline!r}")
         bad = [s for s in self.eval_sides if s not in ("head", "tail")]

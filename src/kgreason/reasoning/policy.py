@@ -16,8 +16,16 @@ Speed (the reason this is not a plain ``nn.LSTM`` + concatenation):
   rows (relation, entity, recurrent term, bias) are one ``embedding_bag`` call.
 * The LSTM's recurrent term ``W_hh h_{t-1}`` is computed once per *parent* prefix (e.g. once per query for the
   first step, shared by all its rollouts) and gathered, see :meth:`WalkerPolicy.advance`.
-* Embedding dropout is applied to the embedding *tables* once per forward pass (:meth:`WalkerPolicy.tables`),
-  so every use of an entity within one batch shares a dropout mask; feed-forward dropout is per walker.
+* Embedding dropout has two modes. ``"table"``: dropout is applied to the embedding *tables* once per forward pass
+  (:meth:`WalkerPolicy.tables`), so every use of an entity within one batch shares a mask and the table tricks
+  above apply. ``"per_use"`` (the reference code's behaviour): every gathered embedding gets its own mask. On the
+  state side (LSTM input, ``e_t``, ``r_q``) the embeddings are gathered per walker and dropped exactly; on the
+  action side the dropped-out score ``x . (m * v) / (1 - p)`` is replaced by its Gaussian stand-in
+  ``x . v + sqrt(p / (1 - p) * (x^2) . (v^2)) * N(0, 1)`` (same mean and variance, the "local
+  reparameterisation" of Kingma et al. 2015), which needs two more ``[W, 2d] x [2d, table]`` products instead of
+  a ``[W, A, 2d]`` tensor. The first step, computed once per query, shares its noise among the query's rollouts.
+  About 0.7x the training throughput of ``"table"`` on Kinship (docs/benchmarks.md). Feed-forward dropout is
+  per walker in both modes.
 """
 
 from __future__ import annotations
@@ -31,9 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kgreason.reasoning.masks import dropout
 from kgreason.typing import BoolTensor, FloatTensor, LongTensor
 
 EntityScoring = Literal["auto", "dense", "gather"]
+EmbeddingDropoutMode = Literal["table", "per_use"]
 
 __all__ = [
     "MASKED_LOGIT",
@@ -59,6 +69,9 @@ class PolicyTables:
     entity: FloatTensor
     relation: FloatTensor
     folded: tuple[FloatTensor, FloatTensor, FloatTensor, FloatTensor] | None = None
+    #: ``> 0``: the tables are the raw weights and every gathered embedding gets its own dropout mask at this
+    #: rate (``embedding_dropout_mode="per_use"`` in training)
+    use_dropout: float = 0.0
 
 
 @dataclass
@@ -150,9 +163,11 @@ class WalkerPolicy(nn.Module):
         embedding_dim: entity and relation embedding size ``d`` (200 in the paper).
         history_dim: LSTM hidden size (200).
         history_layers: LSTM layers (3).
-        embedding_dropout: dropout on the embedding tables (per forward pass).
+        embedding_dropout: dropout rate on the embeddings.
         ff_dropout: dropout after each feed-forward layer of the policy MLP.
         entity_scoring: how the entity half of action scores is computed (see the module docstring).
+        embedding_dropout_mode: ``"table"`` (one mask per forward pass) or ``"per_use"`` (one per gathered
+            embedding); see the module docstring.
     """
 
     def __init__(
@@ -165,10 +180,13 @@ class WalkerPolicy(nn.Module):
         embedding_dropout: float = 0.0,
         ff_dropout: float = 0.0,
         entity_scoring: EntityScoring = "auto",
+        embedding_dropout_mode: EmbeddingDropoutMode = "table",
     ) -> None:
         super().__init__()
         if history_layers < 1:
             raise ValueError(f"history_layers must be >= 1, got {history_layers}")
+        if embedding_dropout_mode not in ("table", "per_use"):
+            raise ValueError(f"embedding_dropout_mode must be 'table' or 'per_use', got {embedding_dropout_mode!r}")
         if entity_scoring not in ("auto", "dense", "gather"):
             raise ValueError(f"entity_scoring must be 'auto', 'dense' or 'gather', got {entity_scoring!r}")
         self.num_entities = num_entities
@@ -177,6 +195,7 @@ class WalkerPolicy(nn.Module):
         self.history_dim = history_dim
         self.history_layers = history_layers
         self.entity_scoring: EntityScoring = entity_scoring
+        self.embedding_dropout_mode: EmbeddingDropoutMode = embedding_dropout_mode
         self.no_op = 2 * num_relations
         self.start_relation = 2 * num_relations + 1
         d, H = embedding_dim, history_dim
@@ -207,6 +226,7 @@ class WalkerPolicy(nn.Module):
             "embedding_dropout": float(self.embedding_dropout.p),
             "ff_dropout": float(self.ff_dropout.p),
             "entity_scoring": self.entity_scoring,
+            "embedding_dropout_mode": self.embedding_dropout_mode,
         }
 
     def reset_parameters(self) -> None:
@@ -225,7 +245,11 @@ class WalkerPolicy(nn.Module):
     # ---- pieces of a forward pass -------------------------------------------------------------------------
 
     def tables(self) -> PolicyTables:
-        """The embedding tables with embedding dropout applied (one mask per forward pass in training)."""
+        """The embedding tables of one forward pass: with dropout applied to the tables (one mask per pass) in
+        ``"table"`` mode; the raw tables, with dropout per gathered embedding later, in ``"per_use"`` mode."""
+        p = float(self.embedding_dropout.p)
+        if self.embedding_dropout_mode == "per_use" and self.training and p > 0.0:
+            return PolicyTables(self.entity_embedding.weight, self.relation_embedding.weight, use_dropout=p)
         return PolicyTables(
             self.embedding_dropout(self.entity_embedding.weight),
             self.embedding_dropout(self.relation_embedding.weight),
@@ -239,12 +263,19 @@ class WalkerPolicy(nn.Module):
         relations: LongTensor,
         entities: LongTensor,
     ) -> HistoryState:
-        d, H = self.embedding_dim, self.history_dim
+        d = self.embedding_dim
         n = relations.shape[0]
         if prev is not None and parent is None:
             parent = torch.arange(n, device=relations.device)
-        # layer 0: W_ih [R(r); E(e)] + b + W_hh h_prev as ONE embedding bag over the projected tables
         w0 = self.lstm_ih[0]
+        if tables.use_dropout > 0.0:  # per-use dropout: gather, drop, project per walker
+            inputs = torch.cat([F.embedding(relations, tables.relation), F.embedding(entities, tables.entity)], 1)
+            gates = torch.addmm(self.lstm_bias[0], dropout(inputs, tables.use_dropout), w0.t())
+            if prev is not None:
+                assert parent is not None
+                gates = gates + F.embedding(parent, prev.h[0] @ self.lstm_hh[0].t())
+            return self._lstm_layers(prev, parent, gates)
+        # layer 0: W_ih [R(r); E(e)] + b + W_hh h_prev as ONE embedding bag over the projected tables
         parts = [tables.relation @ w0[:, :d].t() + self.lstm_bias[0]]
         index = [relations]
         offset = parts[0].shape[0]
@@ -260,6 +291,12 @@ class WalkerPolicy(nn.Module):
         gates = F.embedding_bag(torch.stack(index, dim=1), torch.cat(parts), mode="sum")
         if not entity_table:
             gates = torch.addmm(gates, F.embedding(entities, tables.entity), w0[:, d:].t())
+        return self._lstm_layers(prev, parent, gates)
+
+    def _lstm_layers(self, prev: HistoryState | None, parent: LongTensor | None, gates: FloatTensor) -> HistoryState:
+        """The LSTM cells of every layer, given layer 0's gate pre-activations ``gates: FloatTensor[n, 4H]``."""
+        H = self.history_dim
+        n = gates.shape[0]
         hs: list[FloatTensor] = []
         cs: list[FloatTensor] = []
         for layer in range(self.history_layers):
@@ -307,6 +344,12 @@ class WalkerPolicy(nn.Module):
         """``z = ReLU(W1 [e_t; h_t; r_q])`` (with FF dropout) -> ``FloatTensor[W, 2d]``."""
         d, H = self.embedding_dim, self.history_dim
         w = self.w1.weight
+        if tables.use_dropout > 0.0:  # per-use dropout of e_t and r_q
+            e_t = dropout(F.embedding(current, tables.entity), tables.use_dropout)
+            r_q = dropout(F.embedding(query_relations, tables.relation), tables.use_dropout)
+            z = torch.addmm(torch.addmm(self.w1.bias, e_t, w[:, :d].t()), r_q, w[:, d + H :].t())
+            z = torch.addmm(z, history_top, w[:, d : d + H].t())
+            return dropout(torch.relu(z), self.ff_dropout.p, self.training)
         parts = [tables.relation @ w[:, d + H :].t() + self.w1.bias]
         index = [query_relations]
         if current.numel() >= tables.entity.shape[0]:
@@ -316,7 +359,7 @@ class WalkerPolicy(nn.Module):
         else:
             z = F.embedding(query_relations, parts[0]) + F.embedding(current, tables.entity) @ w[:, :d].t()
         z = torch.addmm(z, history_top, w[:, d : d + H].t())
-        return self.ff_dropout(torch.relu(z))
+        return dropout(torch.relu(z), self.ff_dropout.p, self.training)
 
     def policy_vector(
         self, tables: PolicyTables, history_top: FloatTensor, current: LongTensor, query_relations: LongTensor
@@ -325,7 +368,8 @@ class WalkerPolicy(nn.Module):
 
         ``history_top: FloatTensor[W, history_dim]``, ``current, query_relations: LongTensor[W]``.
         """
-        return self.ff_dropout(self.w2(self.hidden(tables, history_top, current, query_relations)))
+        z = self.hidden(tables, history_top, current, query_relations)
+        return dropout(self.w2(z), self.ff_dropout.p, self.training)
 
     def scores(
         self,
@@ -344,7 +388,8 @@ class WalkerPolicy(nn.Module):
         ``W2`` and the two score products. Otherwise :meth:`policy_vector` then :meth:`action_logits`.
         """
         z = self.hidden(tables, history_top, current, query_relations)
-        if self._dense_entities(action_targets.shape[1]) and (not self.training or self.ff_dropout.p == 0.0):
+        no_noise = tables.use_dropout == 0.0 and (not self.training or self.ff_dropout.p == 0.0)
+        if self._dense_entities(action_targets.shape[1]) and no_noise:
             if tables.folded is None:
                 d = self.embedding_dim
                 w2, b2 = self.w2.weight, self.w2.bias
@@ -358,7 +403,7 @@ class WalkerPolicy(nn.Module):
             return torch.gather(torch.addmm(rel_b, z, rel_w.t()), 1, action_relations) + torch.gather(
                 torch.addmm(ent_b, z, ent_w.t()), 1, action_targets
             )
-        x = self.ff_dropout(self.w2(z))
+        x = dropout(self.w2(z), self.ff_dropout.p, self.training)
         return self.action_logits(tables, x, action_relations, action_targets)
 
     def action_logits(
@@ -375,13 +420,34 @@ class WalkerPolicy(nn.Module):
         over the gathered target embeddings (gather); never materialises ``[W, A, 2d]``.
         """
         d = self.embedding_dim
-        x_r, x_e = x[:, :d], x[:, d:]
-        scores = torch.gather(x_r @ tables.relation.t(), 1, action_relations)
+        scores = self._pair_scores(x[:, :d], x[:, d:], tables.relation, tables.entity, action_relations, action_targets)
+        if tables.use_dropout == 0.0:
+            return scores
+        # per-use dropout of the action embeddings, by its Gaussian approximation (the "local reparameterisation"
+        # of Kingma et al. 2015): a dropped-out dot product x . (m * v) / (1 - p) has mean x . v and variance
+        # p / (1 - p) * (x^2) . (v^2), which needs no [walkers, actions, d] tensor
+        p = tables.use_dropout
+        x2 = x * x
+        variance = self._pair_scores(
+            x2[:, :d], x2[:, d:], tables.relation.square(), tables.entity.square(), action_relations, action_targets
+        )
+        noise = torch.randn_like(scores)
+        return scores + noise * torch.sqrt(variance * (p / (1.0 - p)) + 1e-12)
+
+    def _pair_scores(
+        self,
+        x_r: FloatTensor,
+        x_e: FloatTensor,
+        relation: FloatTensor,
+        entity: FloatTensor,
+        action_relations: LongTensor,
+        action_targets: LongTensor,
+    ) -> FloatTensor:
+        """``x_r . relation[action_relations] + x_e . entity[action_targets]`` -> ``FloatTensor[W, A]``."""
+        scores = torch.gather(x_r @ relation.t(), 1, action_relations)
         if self._dense_entities(action_targets.shape[1]):
-            scores = scores + torch.gather(x_e @ tables.entity.t(), 1, action_targets)
-        else:
-            scores = scores + gathered_dot(x_e, tables.entity, action_targets)
-        return scores
+            return scores + torch.gather(x_e @ entity.t(), 1, action_targets)
+        return scores + gathered_dot(x_e, entity, action_targets)
 
     def _dense_entities(self, num_actions: int) -> bool:
         if self.entity_scoring == "dense":

@@ -303,6 +303,7 @@ def build_policy(dataset: Dataset, config: WalkerConfig) -> WalkerPolicy:
         embedding_dropout=config.embedding_dropout,
         ff_dropout=config.ff_dropout,
         entity_scoring=config.entity_scoring,  # type: ignore[arg-type]
+        embedding_dropout_mode=config.embedding_dropout_mode,  # type: ignore[arg-type]
     )
 
 
