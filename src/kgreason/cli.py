@@ -246,6 +246,12 @@ def walker_config(values: dict[str, Any], ablation: str | None) -> Any:
 @click.option("--num-rollouts", "num_rollouts", type=int, help="Rollouts per training query.")
 @click.option("--beam-size", "beam_size", type=int, help="Beam size for decoding.")
 @click.option("--lr", type=float, help="Learning rate.")
+@click.option(
+    "--restarts",
+    type=click.IntRange(min=1),
+    help="Best of K starts: train seeds SEED..SEED+K-1 for --restart-epochs, continue the best on validation.",
+)
+@click.option("--restart-epochs", "restart_epochs", type=click.IntRange(min=1), help="Epochs of each start.")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
 @friendly_errors
 def train_walker_cmd(

@@ -23,7 +23,16 @@ __all__ = ["ABLATIONS", "PRESETS", "RESUMABLE_KEYS", "WalkerConfig"]
 
 #: fields that may change when a run is resumed (they do not change what is computed)
 RESUMABLE_KEYS = frozenset(
-    {"epochs", "device", "output_dir", "checkpoint_every", "data_dir", "eval_batch_size", "reward_model_dir"}
+    {
+        "epochs",
+        "device",
+        "output_dir",
+        "checkpoint_every",
+        "data_dir",
+        "eval_batch_size",
+        "reward_model_dir",
+        "restarts",  # the main run of best-of-K starts continues its chosen candidate (see reasoning.restarts)
+    }
 )
 
 
@@ -62,6 +71,9 @@ class WalkerConfig:
         early_stopping, patience: stop when the validation MRR has not improved for ``patience`` evaluations.
         beam_size, eval_batch_size: decoding beam and queries decoded at once.
         seed, device, checkpoint_every, track_paths (count unique paths explored per epoch, §5.3.2).
+        restarts, restart_epochs: best-of-``restarts`` starts: seeds ``seed .. seed + restarts - 1`` are trained
+            for ``restart_epochs`` epochs and the run continues the one with the best validation metric
+            (:mod:`kgreason.reasoning.restarts`; ``1``: a single start).
     """
 
     dataset: str = "umls"
@@ -102,6 +114,8 @@ class WalkerConfig:
     beam_size: int = 128
     eval_batch_size: int = 32
     seed: int = 42
+    restarts: int = 1
+    restart_epochs: int = 10
     device: str | None = None
     checkpoint_every: int = 1
     track_paths: bool = True
@@ -113,6 +127,8 @@ class WalkerConfig:
             raise ValueError(f"num_rollouts must be >= 1, got {self.num_rollouts}")
         if not 0.0 <= self.action_dropout < 1.0:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if self.restarts < 1 or self.restart_epochs < 1:
+            raise ValueError(f"restarts and restart_epochs must be >= 1, got {self.restarts}, {self.restart_epochs}")
         if self.embedding_dropout_mode not in ("table", "per_use"):
             raise ValueError(
                 f"embedding_dropout_mode must be 'table' or 'per_use', got {self.embedding_dropout_mode!r}"

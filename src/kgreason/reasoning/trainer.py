@@ -381,6 +381,11 @@ def train_walker(
     ds = resolve_dataset(dataset, cfg.data_dir)
 
     run_dir = Path(output_dir) if output_dir is not None else None
+    if cfg.restarts > 1:  # best-of-K starts: seeds the run directory's checkpoints with the chosen candidate
+        from kgreason.reasoning.restarts import select_start
+
+        cfg = select_start(train_walker, ds, run_dir, cfg, _eval_metric_key(cfg), resume=resume)
+        resume = True
     prepare_run_dir(run_dir, cfg, ds, RESUMABLE_KEYS, resume=resume, is_main=ctx.is_main)
 
     set_seed(cfg.seed)
