@@ -50,13 +50,40 @@ def load_config_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Keys (dotted for nested dicts) whose values differ, as ``key: old -> new`` lines."""
+_MISSING = "<missing>"
+
+
+def config_defaults(cls: type) -> dict[str, Any]:
+    """The JSON-ready default of every field of dataclass ``cls`` that has one (nested dataclasses as dicts)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        out[f.name] = config_to_dict(value) if dataclasses.is_dataclass(value) else value
+    return json.loads(json.dumps(out, default=str))
+
+
+def config_diff(
+    old: dict[str, Any], new: dict[str, Any], prefix: str = "", defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """Keys (dotted for nested dicts) whose values differ, as ``key: old -> new`` lines.
+
+    A key absent from ``old`` whose value in ``new`` equals its entry in ``defaults`` does not count: a
+    config saved before a field was added to the library matches a config that leaves it at its default.
+    """
+    defaults = defaults or {}
     out: list[str] = []
     for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "<missing>"), new.get(key, "<missing>")
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if a is _MISSING and key in defaults and defaults[key] == b:
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(config_diff(a, b, prefix=f"{prefix}{key}."))
+            sub = defaults.get(key)
+            out.extend(config_diff(a, b, prefix=f"{prefix}{key}.", defaults=sub if isinstance(sub, dict) else None))
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out

@@ -61,3 +61,34 @@ def test_restarts_need_a_run_directory_and_evaluations(tmp_path: Path, rule_ds: 
                      evaluate=False)
     with pytest.raises(ValueError, match="restarts"):
         small_config(restarts=0)
+
+
+def _forget_keys(run_dir: Path, keys: tuple[str, ...]) -> None:
+    """Make ``run_dir`` look as if written by a library that predates ``keys``: drop them from config.json
+    and from every checkpoint's config."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k not in keys}))
+    checkpoints = list((run_dir / "checkpoints").glob("*.pt"))
+    assert checkpoints
+    for path in checkpoints:
+        state = torch.load(path, weights_only=True)
+        if state.get("config"):
+            state["config"] = {k: v for k, v in state["config"].items() if k not in keys}
+        torch.save(state, path)
+
+
+def test_a_run_saved_before_new_fields_resumes(tmp_path: Path, rule_ds: Dataset) -> None:
+    # a config.json without ``restarts``/``restart_epochs`` (added later) matches the defaults of those fields
+    torch.set_num_threads(1)
+    run = tmp_path / "old"
+    train_walker(rule_ds, None, run, small_config(epochs=2, eval_every=2, seed=3), evaluate=False)
+    _forget_keys(run, ("restarts", "restart_epochs", "embedding_dropout_mode"))
+    more = train_walker(rule_ds, None, run, small_config(epochs=4, eval_every=2, seed=3), evaluate=False)
+    alone = train_walker(rule_ds, None, tmp_path / "alone", small_config(epochs=4, eval_every=2, seed=3),
+                         evaluate=False)
+    assert more.loop.epoch == 4 and more.losses == alone.losses
+    # a missing key set to something other than its default is still a difference
+    _forget_keys(run, ("embedding_dropout_mode",))
+    with pytest.raises(Exception, match="embedding_dropout_mode: '<missing>' -> 'per_use'"):
+        train_walker(rule_ds, None, run, small_config(epochs=6, eval_every=2, seed=3,
+                                                      embedding_dropout_mode="per_use"), evaluate=False)

@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from kgreason.config import config_from_dict, config_to_dict, load_config_dict
+from kgreason.config import config_from_dict, load_config_dict
 from kgreason.data.corpus import CorpusSentence, WordVocabulary, read_corpus
 from kgreason.data.dataset import Dataset
 from kgreason.data.graph import ActionGraph
@@ -191,7 +191,7 @@ class CPLTrainingLoop(RolloutTrainingLoop):
             device=dev,
             seed=config.seed,
             callbacks=callbacks,
-            config=config_to_dict(config),
+            config=config,
         )
         self.cpl_config = config
         self.source = source

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from kgreason.config import config_from_dict, config_to_dict, load_config_dict
+from kgreason.config import config_from_dict, load_config_dict
 from kgreason.data.dataset import INVERSE_SUFFIX, Dataset
 from kgreason.data.graph import ActionGraph
 from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
@@ -108,7 +108,7 @@ class RolloutTrainingLoop(TrainingLoop):
         device: str | torch.device | None,
         seed: int | None,
         callbacks: TrainingCallback | Sequence[TrainingCallback] | None,
-        config: dict[str, Any],
+        config: dict[str, Any] | Any,
         **loop_kwargs: Any,
     ) -> None:
         super().__init__(
@@ -176,7 +176,7 @@ class WalkerTrainingLoop(RolloutTrainingLoop):
             device=device if device is not None else config.device,
             seed=config.seed,
             callbacks=callbacks,
-            config=config_to_dict(config),
+            config=config,
             lr_scheduler=config.lr_scheduler,
             lr_scheduler_kwargs=config.lr_scheduler_kwargs,
             scheduler_metric=_eval_metric_key(config),

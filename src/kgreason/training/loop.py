@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -58,7 +59,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from kgreason.config import config_diff
+from kgreason.config import config_defaults, config_diff, config_to_dict
 from kgreason.distributed.context import (
     RankFailureError,
     all_reduce,
@@ -185,7 +186,9 @@ class TrainingLoop(abc.ABC):
             global generator (so ``torch.manual_seed`` makes the run reproducible too). In a distributed run
             every rank must use the same seed.
         callbacks: callbacks (or one) to call at every hook.
-        config: a JSON-ready dict describing the run; saved in checkpoints and compared when resuming.
+        config: the run's config dataclass (or a JSON-ready dict of it); saved in checkpoints and compared
+            when resuming. Given a dataclass, a key missing from an older checkpoint's config matches the
+            field's default.
     """
 
     #: config keys allowed to differ when resuming (see :class:`CheckpointMismatchError`)
@@ -207,7 +210,7 @@ class TrainingLoop(abc.ABC):
         device: str | torch.device | None = None,
         seed: int | None = None,
         callbacks: TrainingCallback | Sequence[TrainingCallback] | None = None,
-        config: dict[str, Any] | None = None,
+        config: dict[str, Any] | Any | None = None,
     ) -> None:
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
@@ -236,7 +239,14 @@ class TrainingLoop(abc.ABC):
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.callbacks = MultiTrainingCallback(callbacks)
         self.callbacks.register_loop(self)
-        self.config: dict[str, Any] | None = config
+        #: defaults of the config's fields (empty for a dict config), see :func:`kgreason.config.config_diff`
+        self.config_defaults: dict[str, Any] = {}
+        self.config: dict[str, Any] | None
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            self.config_defaults = config_defaults(type(config))
+            self.config = config_to_dict(config)
+        else:
+            self.config = config  # type: ignore[assignment]
         self.epoch = 0
         self.num_epochs = 0
         self.batch_index = 0
@@ -607,7 +617,7 @@ class TrainingLoop(abc.ABC):
         not in :attr:`resumable_keys`."""
         if saved is None and self.config is None:
             return
-        diff = config_diff(saved or {}, self.config or {})
+        diff = config_diff(saved or {}, self.config or {}, defaults=self.config_defaults)
         diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in self.resumable_keys]
         if diff:
             raise CheckpointMismatchError(path, diff)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from kgreason.config import config_from_dict, config_to_dict, load_config_dict
+from kgreason.config import config_from_dict, load_config_dict
 from kgreason.data.dataset import Dataset
 from kgreason.distributed.context import init_distributed
 from kgreason.training.callbacks import (
@@ -126,7 +126,7 @@ def build_training_loop(
         "device": config.device,
         "seed": config.seed,
         "callbacks": list(callbacks or []),
-        "config": config_to_dict(config),
+        "config": config,
     }
     name = (config.loop or "").lower().replace("-", "_")
     loop: KGETrainingLoop
