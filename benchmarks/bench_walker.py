@@ -6,6 +6,10 @@ embeddings and history, 3-layer LSTM, bandwidth 400, beam 128), which trains at 
 
     OMP_NUM_THREADS=2 python benchmarks/bench_walker.py --threads 2
 
+``--compare-dropout-modes`` times training with ``embedding_dropout_mode="table"`` and ``"per_use"`` in the same
+run and prints the ratio (e.g. the Kinship preset's dropout: ``--dataset kinship --embedding-dropout 0.3
+--ff-dropout 0.1 --action-dropout 0.9 --compare-dropout-modes``).
+
 Reports the thread count, training and decoding queries/s, the matmul FLOPs each implies (an analytic count of
 the dense products, x3 for forward + backward in training) and that as a fraction of the FLOP/s of a large
 dense matmul measured here with the same threads. Machines shared with other jobs give noisy numbers: look at
@@ -17,6 +21,7 @@ OpenMP threads waiting for a descheduled partner make every one of the many smal
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -80,6 +85,12 @@ def main() -> None:
     ap.add_argument("--train-batches", type=int, default=12, help="training batches timed (after 2 warm-up)")
     ap.add_argument("--decode-queries", type=int, default=652)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--embedding-dropout", type=float, default=0.1)
+    ap.add_argument("--ff-dropout", type=float, default=0.0)
+    ap.add_argument("--action-dropout", type=float, default=0.95)
+    ap.add_argument("--embedding-dropout-mode", choices=["table", "per_use"], default="table")
+    ap.add_argument("--compare-dropout-modes", action="store_true",
+                    help="time training in both embedding-dropout modes in this run and print per_use/table")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -90,13 +101,13 @@ def main() -> None:
     device = torch.device(args.device)
     cfg = WalkerConfig(
         dataset=ds.name, num_steps=args.steps, num_rollouts=args.rollouts, max_actions=args.bandwidth,
-        embedding_dim=args.dim, history_dim=args.dim, history_layers=args.layers, embedding_dropout=0.1,
-        ff_dropout=0.0, action_dropout=0.95, entropy_weight=0.05, reward_shaping=False, batch_size=args.batch_size,
-        beam_size=args.beam, eval_batch_size=args.decode_batch, device=str(device), seed=0,
+        embedding_dim=args.dim, history_dim=args.dim, history_layers=args.layers,
+        embedding_dropout=args.embedding_dropout, ff_dropout=args.ff_dropout, action_dropout=args.action_dropout,
+        embedding_dropout_mode=args.embedding_dropout_mode, entropy_weight=0.05, reward_shaping=False,
+        batch_size=args.batch_size, beam_size=args.beam, eval_batch_size=args.decode_batch, device=str(device),
+        seed=0,
     )
     env = build_environment(ds, cfg, device)
-    policy = WalkerPolicy(ds.num_entities, ds.num_relations, embedding_dim=args.dim, history_dim=args.dim,
-                          history_layers=args.layers, embedding_dropout=0.1)
     E, NR, A = ds.num_entities, 2 * ds.num_relations + 2, env.graph.num_actions
     print(f"dataset {ds.name}: E={E} R={ds.num_relations} actions/entity A={A}; threads={torch.get_num_threads()}"
           f" device={device}")
@@ -105,24 +116,37 @@ def main() -> None:
 
     # ---- training: WalkerTrainingLoop epochs over a fixed set of queries
     n_train = args.train_batches * args.batch_size
-    warm = WalkerTrainingLoop(policy, env, ds.train[: 2 * args.batch_size], cfg, device=device)
-    warm.train(1)
-    loop = WalkerTrainingLoop(policy, env, ds.train[:n_train], cfg, device=device)
-    t = time.perf_counter()
-    loop.train(1)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    train_s = time.perf_counter() - t
-    train_qps = n_train / train_s
     B, N = args.batch_size, args.rollouts
     W = B * N
-    fold_train = cfg.ff_dropout == 0.0
-    macs = step_macs(B, B, cfg, E, NR, A, first=True, folded=fold_train) + sum(
-        step_macs(W, B if t == 1 else W, cfg, E, NR, A, first=False, folded=fold_train) for t in range(1, args.steps)
-    )
-    train_flops = 3 * 2 * macs * (n_train / B) / train_s
-    print(f"train : {train_qps:8.1f} queries/s  ({train_s:.2f} s for {n_train} queries x {N} rollouts)"
-          f"  ~{train_flops / 1e9:.1f} GFLOP/s = {train_flops / peak:.0%} of matmul peak")
+    modes = ["table", "per_use"] if args.compare_dropout_modes else [args.embedding_dropout_mode]
+    qps: dict[str, float] = {}
+    policy = None
+    for mode in modes:
+        mode_cfg = dataclasses.replace(cfg, embedding_dropout_mode=mode)
+        torch.manual_seed(0)
+        policy = WalkerPolicy(ds.num_entities, ds.num_relations, embedding_dim=args.dim, history_dim=args.dim,
+                              history_layers=args.layers, embedding_dropout=args.embedding_dropout,
+                              ff_dropout=args.ff_dropout, embedding_dropout_mode=mode)
+        warm = WalkerTrainingLoop(policy, env, ds.train[: 2 * args.batch_size], mode_cfg, device=device)
+        warm.train(1)
+        loop = WalkerTrainingLoop(policy, env, ds.train[:n_train], mode_cfg, device=device)
+        t = time.perf_counter()
+        loop.train(1)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_s = time.perf_counter() - t
+        qps[mode] = n_train / train_s
+        fold_train = cfg.ff_dropout == 0.0
+        macs = step_macs(B, B, cfg, E, NR, A, first=True, folded=fold_train) + sum(
+            step_macs(W, B if t == 1 else W, cfg, E, NR, A, first=False, folded=fold_train)
+            for t in range(1, args.steps)
+        )
+        train_flops = 3 * 2 * macs * (n_train / B) / train_s
+        print(f"train ({mode:7s}): {qps[mode]:8.1f} queries/s  ({train_s:.2f} s for {n_train} queries x {N} rollouts)"
+              f"  ~{train_flops / 1e9:.1f} GFLOP/s = {train_flops / peak:.0%} of matmul peak")
+    if len(qps) == 2:
+        print(f"training throughput per_use / table: {qps['per_use'] / qps['table']:.2f}")
+    assert policy is not None
 
     # ---- decoding: beam search over validation queries through the Scorer adapter
     scorer = WalkerScorer(policy.eval(), env, args.beam, batch_size=args.decode_batch)
