@@ -87,3 +87,12 @@ def config_diff(
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+def resume_diff(
+    saved: dict[str, Any], current: dict[str, Any], resumable_keys: Any, defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """:func:`config_diff` lines for the keys whose top-level name is not in ``resumable_keys``: what forbids
+    continuing a run saved with ``saved`` under ``current``."""
+    diff = config_diff(saved, current, defaults=defaults)
+    return [d for d in diff if d.split(":", 1)[0].split(".")[0] not in resumable_keys]

@@ -59,7 +59,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from kgreason.config import config_defaults, config_diff, config_to_dict
+from kgreason.config import config_defaults, config_to_dict, resume_diff
 from kgreason.distributed.context import (
     RankFailureError,
     all_reduce,
@@ -617,7 +617,6 @@ class TrainingLoop(abc.ABC):
         not in :attr:`resumable_keys`."""
         if saved is None and self.config is None:
             return
-        diff = config_diff(saved or {}, self.config or {}, defaults=self.config_defaults)
-        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in self.resumable_keys]
+        diff = resume_diff(saved or {}, self.config or {}, self.resumable_keys, defaults=self.config_defaults)
         if diff:
             raise CheckpointMismatchError(path, diff)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kgreason.config import config_defaults, config_diff, config_to_dict, load_config_dict, save_config
+from kgreason.config import config_defaults, config_to_dict, load_config_dict, resume_diff, save_config
 from kgreason.data.dataset import Dataset
 from kgreason.distributed.context import barrier
 from kgreason.io import atomic_open
@@ -82,10 +82,9 @@ def check_run_dir(run_dir: Path, config: Any, dataset: Dataset, resumable_keys: 
     :class:`~kgreason.training.loop.CheckpointMismatchError`) or another vocabulary."""
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.exists():
-        diff = config_diff(
-            load_config_dict(cfg_path), config_to_dict(config), defaults=config_defaults(type(config))
+        diff = resume_diff(
+            load_config_dict(cfg_path), config_to_dict(config), resumable_keys, defaults=config_defaults(type(config))
         )
-        diff = [d for d in diff if d.split(":", 1)[0].split(".")[0] not in resumable_keys]
         if diff:
             raise CheckpointMismatchError(cfg_path, diff)
     if (run_dir / "entities.json").exists():
