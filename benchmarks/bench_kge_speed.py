@@ -28,6 +28,10 @@ LCWA throughput: the FLOPs of an LCWA epoch's scoring matmuls (forward ``2 Q D E
 divided by the epoch time, as a fraction of the dense float32 matmul FLOP/s measured here at the same thread
 count (``bench_matmul.py``). TransE (L1 distances) has no matmul form and gets no figure.
 
+``--precision bf16`` trains kgreason in mixed bfloat16 (``TrainingLoop(precision="bf16")``: autocast matmuls and
+convolutions, float32 parameters and losses); PyKEEN stays in float32, so compare the MRR columns too. The LCWA
+fraction is still of the float32 matmul peak.
+
 Timings on a machine where other work runs are noisy; the ratios of one run (both libraries measured back to
 back) are the figures to compare. Every line states the thread count.
 """
@@ -80,6 +84,7 @@ class Config:
     reciprocal: bool
     threads: int
     seed: int
+    precision: str = "fp32"  # kgreason only (PyKEEN trains in float32)
 
     @property
     def conve_height(self) -> int:
@@ -146,6 +151,7 @@ def run_kgreason(cfg: Config, ds: Dataset) -> tuple[RunResult, Any, int]:
         "device": "cpu",
         "seed": cfg.seed,
         "callbacks": [_EpochTimer(stamps)],
+        "precision": cfg.precision,
     }
     if cfg.loop == "lcwa":
         loop: Any = LCWATrainingLoop(
@@ -333,6 +339,12 @@ def main() -> None:
     parser.add_argument("--no-eval", action="store_true", help="skip the final test MRR")
     parser.add_argument("--no-matmul", action="store_true", help="skip the matmul FLOP/s measurement")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="kgreason's training precision (bf16: mixed bfloat16 autocast; PyKEEN always trains in float32)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -347,7 +359,8 @@ def main() -> None:
         print(f"# dense float32 matmul peak: {peak / 1e9:.1f} GFLOP/s (threads={args.threads})")
     print(
         f"# {args.dataset}: E={ds.num_entities} R={ds.num_relations} train={len(ds.train)}; dim={args.dim}, "
-        f"epochs={args.epochs} (median of epochs 2..), threads={args.threads}, torch {torch.__version__}"
+        f"epochs={args.epochs} (median of epochs 2..), threads={args.threads}, torch {torch.__version__}, "
+        f"kgreason precision {args.precision}"
     )
     header = (
         f"{'model':9s} {'loop':8s} {'kgreason s':>10s} {'pykeen s':>9s} {'ratio':>6s} {'cpu ratio':>9s}  "
@@ -371,6 +384,7 @@ def main() -> None:
                 reciprocal=RECIPROCAL[model],
                 threads=args.threads,
                 seed=args.seed,
+                precision=args.precision,
             )
             results: dict[str, RunResult] = {}
             num_queries = None

@@ -180,6 +180,11 @@ def train() -> None:
     "--early-stopping/--no-early-stopping", "early_stopping", default=None, help="Stop on valid MRR."
 )
 @click.option("--eval-every", "eval_every", type=int, help="Evaluate on valid every N epochs.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    help="fp32 (default) or bf16 mixed precision (CUDA, or CPUs with AMX / AVX512-BF16).",
+)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
 @friendly_errors
 def train_kge(

@@ -104,6 +104,8 @@ class KGEConfig:
         early_stopping, early_stopping_metric, patience, early_stopping_delta, early_stopping_relative: see
             docs/training.md; the metric key is prefixed with ``eval_split``.
         grad_clip_norm, grad_clip_value: gradient clipping before each optimiser step.
+        precision: ``"fp32"`` or ``"bf16"`` (mixed bfloat16 training, see
+            :class:`~kgreason.training.loop.TrainingLoop`).
         checkpoint_every: epochs between checkpoints of the run directory.
         trackers: ``"console"`` (progress bar), ``"csv"``, ``"jsonl"``, ``"tensorboard"``, ``"mlflow"``.
     """
@@ -143,6 +145,7 @@ class KGEConfig:
     early_stopping_relative: bool = True
     grad_clip_norm: float | None = None
     grad_clip_value: float | None = None
+    precision: str = "fp32"
     checkpoint_every: int = 1
     trackers: list[str] = field(default_factory=lambda: ["console"])
 

@@ -122,7 +122,7 @@ class LCWATrainingLoop(KGETrainingLoop):
         """``batch``: ``LongTensor[b]`` indices of distinct queries."""
         self._reset_regularization()
         queries = self.label_index.queries[batch]
-        scores = self.score(queries)
+        scores = self.score(queries).float()  # float32 loss under bf16 autocast (a no-op in float32)
         rows, cols = self.label_index.label_positions(batch)
         return self._with_regularization(self.loss.lcwa_sparse(scores, rows, cols))
 
@@ -160,8 +160,8 @@ class SymmetricLCWATrainingLoop(KGETrainingLoop):
         """``batch``: ``LongTensor[b]`` indices of training triples."""
         self._reset_regularization()
         triples = self.triples[batch]
-        tail_scores = self.model.score_t(triples[:, :2])  # type: ignore[operator]
-        head_scores = self.model.score_h(triples[:, 1:])  # type: ignore[operator]
+        tail_scores = self.model.score_t(triples[:, :2]).float()  # type: ignore[operator]
+        head_scores = self.model.score_h(triples[:, 1:]).float()  # type: ignore[operator]
         tail_labels = self.tail_index.labels(self.tail_index.query_of[batch], dtype=tail_scores.dtype)
         head_labels = self.head_index.labels(self.head_index.query_of[batch], dtype=head_scores.dtype)
         loss = 0.5 * (self.loss.lcwa(tail_scores, tail_labels) + self.loss.lcwa(head_scores, head_labels))

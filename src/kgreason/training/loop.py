@@ -78,9 +78,11 @@ __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointMismatchError",
     "NonFiniteLossError",
+    "PRECISIONS",
     "RankFailureError",
     "TrainingHistory",
     "TrainingLoop",
+    "resolve_precision",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -161,6 +163,26 @@ class TrainingHistory:
         return [(int(m["epoch"]), float(m[key])) for m in self.metrics if key in m]
 
 
+#: names of :class:`TrainingLoop`'s ``precision`` -> autocast dtype (``None``: plain float32)
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "float32": None,
+    "32": None,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "bf16-mixed": torch.bfloat16,
+}
+
+
+def resolve_precision(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a ``precision`` name (``"fp32"`` -> ``None``, ``"bf16"`` -> ``torch.bfloat16``);
+    an unknown name raises ``ValueError`` listing the known ones."""
+    key = str(precision).strip().lower().replace("_", "-")
+    if key not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose fp32 or bf16 (mixed bfloat16)")
+    return PRECISIONS[key]
+
+
 class TrainingLoop(abc.ABC):
     """Generic mini-batch training of ``model`` (see the module docstring for the order of events).
 
@@ -189,6 +211,11 @@ class TrainingLoop(abc.ABC):
         config: the run's config dataclass (or a JSON-ready dict of it); saved in checkpoints and compared
             when resuming. Given a dataclass, a key missing from an older checkpoint's config matches the
             field's default.
+        precision: ``"fp32"`` (default) or ``"bf16"``: mixed precision -- each :meth:`batch_loss` runs under
+            ``torch.autocast(dtype=torch.bfloat16)`` on the loop's device (matmuls and convolutions in bfloat16,
+            parameters, gradients and optimiser state in float32; the backward pass outside autocast, as
+            PyTorch recommends). Worth it on CUDA and on CPUs with bfloat16 matrix units (AMX, AVX512-BF16);
+            slower elsewhere. See docs/training.md.
     """
 
     #: config keys allowed to differ when resuming (see :class:`CheckpointMismatchError`)
@@ -211,6 +238,7 @@ class TrainingLoop(abc.ABC):
         seed: int | None = None,
         callbacks: TrainingCallback | Sequence[TrainingCallback] | None = None,
         config: dict[str, Any] | Any | None = None,
+        precision: str = "fp32",
     ) -> None:
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
@@ -224,6 +252,8 @@ class TrainingLoop(abc.ABC):
             else resolve_device(device)
         )
         self.model = model.to(self.device)
+        #: ``None`` (float32) or the autocast dtype of :meth:`batch_loss` (see ``precision``)
+        self.autocast_dtype = resolve_precision(precision)
         self.optimizer = make_optimizer(optimizer, self.model.parameters(), lr=lr, **(optimizer_kwargs or {}))
         self.lr_scheduler = (
             None
@@ -496,7 +526,8 @@ class TrainingLoop(abc.ABC):
             parts, shares = [batch], [1.0]
         batch_loss = 0.0
         for part, share in zip(parts, shares):
-            loss = self.batch_loss(part)
+            with self.autocast():
+                loss = self.batch_loss(part).float()
             if loss.dim() != 0:
                 raise ValueError(f"batch_loss must return a scalar, got shape {tuple(loss.shape)}")
             value = float(loss.detach())
@@ -536,7 +567,8 @@ class TrainingLoop(abc.ABC):
             for i, (part, weight) in enumerate(zip(parts, weights)):
                 last = i == k - 1
                 with contextlib.nullcontext() if last else ddp.no_sync():
-                    loss = ddp(part)
+                    with self.autocast():
+                        loss = ddp(part).float()
                     if loss.dim() != 0:
                         raise ValueError(f"batch_loss must return a scalar, got shape {tuple(loss.shape)}")
                     value = float(loss.detach())
@@ -553,6 +585,13 @@ class TrainingLoop(abc.ABC):
         finally:
             self.generator = shared
         return batch_loss
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context :meth:`batch_loss` runs in: ``torch.autocast`` in bfloat16 when ``precision="bf16"``,
+        else a no-op."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def _is_plateau(self) -> bool:
         return isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)

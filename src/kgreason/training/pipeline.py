@@ -123,6 +123,7 @@ def build_training_loop(
         "scheduler_step": config.scheduler_step,
         "scheduler_metric": config.scheduler_metric,
         "sub_batch_size": config.sub_batch_size,
+        "precision": config.precision,
         "device": config.device,
         "seed": config.seed,
         "callbacks": list(callbacks or []),

@@ -123,7 +123,8 @@ class SLCWATrainingLoop(KGETrainingLoop):
             order, counts = grouping
             valid = None if valid is None else valid[order]
             pos_scores, neg_scores = self._score_grouped(positives[order], negatives[order], counts)
-        return self._with_regularization(self.loss.slcwa(pos_scores, neg_scores, valid))
+        # float32 losses under bf16 autocast (a no-op in float32)
+        return self._with_regularization(self.loss.slcwa(pos_scores.float(), neg_scores.float(), valid))
 
     def score(self, positives: torch.Tensor, negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores ``[b]`` of ``positives[b, 3]`` and ``[b, k]`` of ``negatives[b, k, 3]``.
