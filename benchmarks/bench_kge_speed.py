@@ -32,6 +32,11 @@ count (``bench_matmul.py``). TransE (L1 distances) has no matmul form and gets n
 convolutions, float32 parameters and losses); PyKEEN stays in float32, so compare the MRR columns too. The LCWA
 fraction is still of the float32 matmul peak.
 
+The process first raises glibc's malloc thresholds (:func:`kgreason.runtime.tune_cpu_allocator`, as the
+``kgreason`` CLI does), so that neither library page-faults its freed tensors back in at every step; without it
+the timings depend on whether a large block happened to be freed earlier in the process (the matmul
+measurement does that).
+
 Timings on a machine where other work runs are noisy; the ratios of one run (both libraries measured back to
 back) are the figures to compare. Every line states the thread count.
 """
@@ -59,6 +64,7 @@ from bench_matmul import measure_matmul_flops  # noqa: E402
 from kgreason.data import Dataset  # noqa: E402
 from kgreason.evaluation import RankBasedEvaluator  # noqa: E402
 from kgreason.models import MODELS  # noqa: E402
+from kgreason.runtime import tune_cpu_allocator  # noqa: E402
 from kgreason.training import LCWATrainingLoop, SLCWATrainingLoop  # noqa: E402
 from kgreason.training.callbacks import TrainingCallback  # noqa: E402
 
@@ -347,6 +353,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    tuned = tune_cpu_allocator()  # as the CLI does; both libraries run in this process with it
     torch.set_num_threads(args.threads)
     libraries = [x.strip() for x in args.libraries.split(",") if x.strip()]
     ds = Dataset.from_directory(Path(args.data_dir) / args.dataset)
@@ -360,7 +367,7 @@ def main() -> None:
     print(
         f"# {args.dataset}: E={ds.num_entities} R={ds.num_relations} train={len(ds.train)}; dim={args.dim}, "
         f"epochs={args.epochs} (median of epochs 2..), threads={args.threads}, torch {torch.__version__}, "
-        f"kgreason precision {args.precision}"
+        f"kgreason precision {args.precision}, malloc thresholds raised: {tuned}"
     )
     header = (
         f"{'model':9s} {'loop':8s} {'kgreason s':>10s} {'pykeen s':>9s} {'ratio':>6s} {'cpu ratio':>9s}  "
