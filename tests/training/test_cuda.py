@@ -97,3 +97,16 @@ def test_pipeline_on_cuda(toy_dataset, tmp_path: Path) -> None:
     assert result.config.device == "cuda" and next(result.model.parameters()).is_cuda
     again = evaluate_run(tmp_path, dataset=toy_dataset, device="cuda")
     assert again.metrics == pytest.approx(result.metrics.metrics, abs=1e-6)
+
+
+@pytest.mark.parametrize("loop_cls", [LCWATrainingLoop, SLCWATrainingLoop])
+def test_bf16_autocast_on_cuda(toy_dataset, loop_cls) -> None:
+    torch.manual_seed(0)
+    net = MODELS.make("conve", {"embedding_dim": 16, "embedding_height": 4}, num_entities=24, num_relations=3)
+    seen: list[torch.dtype] = []
+    net.fc.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    loop = loop_cls(net, toy_dataset.train, batch_size=16, lr=1e-2, device=CUDA, seed=0, precision="bf16")
+    loop.train(4)
+    assert set(seen) == {torch.bfloat16}
+    assert all(p.device.type == "cuda" and p.dtype == torch.float32 for p in net.parameters())
+    assert loop.losses[-1] < loop.losses[0]
