@@ -60,4 +60,5 @@ def test_bf16_in_the_pipeline_is_recorded_and_checked_on_resume(toy_dataset, tmp
     with pytest.raises(CheckpointMismatchError, match="precision: 'bf16' -> 'fp32'"):
         pipeline(toy_dataset, "distmult", output_dir=tmp_path, epochs=3, **SMALL)
     with pytest.raises(ValueError, match="unknown precision 'half'"):
-        pipeline(toy_dataset, "distmult", epochs=1, precision="half", **SMALL)
+        pipeline(toy_dataset, "distmult", output_dir=tmp_path / "half", epochs=1, precision="half", **SMALL)
+    assert not (tmp_path / "half").exists()  # refused before anything was written

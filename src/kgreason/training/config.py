@@ -22,6 +22,7 @@ from typing import Any
 
 from kgreason.registry import normalize_name
 from kgreason.training.loop import RESUMABLE_KEYS as LOOP_RESUMABLE_KEYS
+from kgreason.training.loop import resolve_precision
 
 __all__ = [
     "COMMON_DEFAULTS",
@@ -199,6 +200,7 @@ def resolve_config(config: KGEConfig, default_training: dict[str, Any] | None = 
             setattr(cfg, name, copy.deepcopy(LOOP_DEFAULTS[kind][name]))
         elif name in COMMON_DEFAULTS:
             setattr(cfg, name, copy.deepcopy(COMMON_DEFAULTS[name]))
+    resolve_precision(cfg.precision)  # an unknown name fails here, before a run directory is written
     if cfg.loss_kwargs is None:
         cfg.loss_kwargs = {}
     if kind == "lcwa":  # sampling does not apply
