@@ -50,3 +50,32 @@ def test_scores_are_never_positive_and_defaults() -> None:
 def test_invalid_norm() -> None:
     with pytest.raises(ValueError, match="p must be 1 or 2"):
         TransE(5, 2, p=3)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("side", ["tail", "head"])
+def test_candidate_scores_on_a_large_table_match_the_normalised_table(p: int, side: str) -> None:
+    # few candidates on a large table take the compact path (only the needed rows normalised): the values and
+    # the gradients of the table must equal those of scoring against the whole normalised table
+    torch.manual_seed(0)
+    model = TransE(500, 4, embedding_dim=8, p=p)
+    queries = torch.stack([torch.randint(0, 4, (6,)), torch.randint(0, 500, (6,))], dim=1)
+    queries = queries if side == "head" else queries.flip(1)  # [b, 2]: (r, t) for heads, (h, r) for tails
+    candidates = torch.randint(0, 500, (6, 3))
+    candidates[0, 1] = candidates[0, 0]  # a repeated candidate
+    score = model.score_h if side == "head" else model.score_t
+    got = score(queries, candidates)
+    got.sum().backward()
+    got_grad = model.entity.weight.grad.clone()
+    model.entity.weight.grad = None
+
+    table = torch.nn.functional.normalize(model.entity.weight, dim=-1)
+    if side == "head":
+        anchor = table[queries[:, 1]] - model.relation(queries[:, 0])
+    else:
+        anchor = table[queries[:, 0]] + model.relation(queries[:, 1])
+    expected = -(anchor.unsqueeze(1) - table[candidates]).norm(p=p, dim=-1)
+    expected.sum().backward()
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_grad, model.entity.weight.grad, atol=1e-5, rtol=1e-5)
+    assert got_grad.abs().sum() > 0
