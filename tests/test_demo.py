@@ -41,7 +41,9 @@ def test_an_edge_walked_twice_is_quoted_once() -> None:
     back = TextEvidence(1, "fiona", "daughter_of", "isaac", [sentence])
     other = TextEvidence(1, "isaac", "father_of", "fiona", [])
     path = WalkPath(source=0, steps=[PathStep(1, 2, 0.5, 1), PathStep(1, 0, 0.5, 1)], log_prob=-1.4, text="p")
-    answer = ExplainedAnswer(entity=0, score=0.25, paths=[path], label="fiona", evidence=[[there, back, other]])
+    answer = ExplainedAnswer(
+        entity=0, score=0.25, paths=[path], label="fiona", evidence=[[there, back, other]]
+    )
     text = str(answer)
     assert text.count("Fiona is the daughter of Isaac.") == 1
     assert "isaac --father_of[text]--> fiona: (no sentence)" in text

@@ -83,14 +83,19 @@ def config_diff(
             continue
         if isinstance(a, dict) and isinstance(b, dict):
             sub = defaults.get(key)
-            out.extend(config_diff(a, b, prefix=f"{prefix}{key}.", defaults=sub if isinstance(sub, dict) else None))
+            out.extend(
+                config_diff(a, b, prefix=f"{prefix}{key}.", defaults=sub if isinstance(sub, dict) else None)
+            )
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
 
 
 def resume_diff(
-    saved: dict[str, Any], current: dict[str, Any], resumable_keys: Any, defaults: dict[str, Any] | None = None
+    saved: dict[str, Any],
+    current: dict[str, Any],
+    resumable_keys: Any,
+    defaults: dict[str, Any] | None = None,
 ) -> list[str]:
     """:func:`config_diff` lines for the keys whose top-level name is not in ``resumable_keys``: what forbids
     continuing a run saved with ``saved`` under ``current``."""

@@ -43,7 +43,9 @@ def make_model(name: str = "distmult", inverse: bool = False, dim: int = 8) -> n
     """Models without dropout: a dropout mask drawn per rank cannot equal the one process's mask."""
     torch.manual_seed(0)
     extra = {"embedding_dropout": 0.0} if name == "complex" else {}
-    return MODELS.make(name, num_entities=E, num_relations=R, embedding_dim=dim, inverse_relations=inverse, **extra)
+    return MODELS.make(
+        name, num_entities=E, num_relations=R, embedding_dim=dim, inverse_relations=inverse, **extra
+    )
 
 
 def _params(model: nn.Module) -> dict[str, torch.Tensor]:

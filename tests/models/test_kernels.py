@@ -63,3 +63,22 @@ def test_dot_both_reductions_match_autograd(num_candidates: int) -> None:
     index = torch.randint(7, (3, num_candidates))
     out, ref = gathered_dot(q, table, index), _reference("dot", q, table, index)
     _assert_same_values_and_gradients(out, ref, q, table)
+
+
+def test_unit_rows_matches_normalize_in_values_and_gradients() -> None:
+    from kgreason.models.kernels import unit_rows
+
+    torch.manual_seed(0)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    x[3] = 1e-14  # a row below eps: divided by eps, no projection term in its gradient
+    g = torch.randn(7, 5, dtype=torch.float64)
+    a = x.clone().requires_grad_()
+    b = x.clone().requires_grad_()
+    ya, yb = unit_rows(a), torch.nn.functional.normalize(b, dim=-1)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    torch.testing.assert_close(ya, yb)
+    torch.testing.assert_close(a.grad, b.grad)
+    assert torch.autograd.gradcheck(
+        lambda t: unit_rows(t), (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),)
+    )

@@ -52,3 +52,38 @@ def test_chunked_l1_distances_match(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_norm() -> None:
     with pytest.raises(ValueError, match="p must be 1 or 2"):
         RotatE(5, 2, p=0)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+# 3: the dense fallback (small table); 30 (L1), 200 (L2): candidates from the table; 4000: one lookup
+@pytest.mark.parametrize("num_entities", [3, 30, 200, 4000])
+def test_score_h_and_t_matches_the_two_separate_calls(p: int, num_entities: int) -> None:
+    torch.manual_seed(0)
+    model = RotatE(num_entities, 4, embedding_dim=6, p=p)
+    rt = torch.stack([torch.randint(0, 4, (50,)), torch.randint(0, num_entities, (50,))], dim=1)
+    hr = torch.stack([torch.randint(0, num_entities, (3,)), torch.randint(0, 4, (3,))], dim=1)
+    heads, tails = torch.randint(0, num_entities, (50, 4)), torch.randint(0, num_entities, (3, 4))
+    both = model.score_h_and_t(rt, heads, hr, tails)
+    both.square().sum().backward()
+    grads = [w.grad.clone() for w in model.parameters()]
+    model.zero_grad()
+    separate = torch.cat([model.score_h(rt, heads), model.score_t(hr, tails)])
+    separate.square().sum().backward()
+    assert both.shape == (53, 4)
+    torch.testing.assert_close(both, separate, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(grads, (w.grad for w in model.parameters()), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_l1_training_gradients_with_gathered_and_shared_candidates() -> None:
+    # the complex table is indexed (F.embedding has no complex autograd): gradients must flow for candidate
+    # lists per query [b, k] and shared by the batch [k] on a table larger than the candidate lists
+    torch.manual_seed(0)
+    model = RotatE(50, 2, embedding_dim=4, p=1)
+    hr = torch.tensor([[0, 1], [3, 0]])
+    (
+        model.score_t(hr, torch.tensor([[1, 2], [4, 5]])).sum()
+        + model.score_t(hr, torch.tensor([7, 8, 9])).sum()
+    ).backward()
+    touched = model.entity.weight.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+    assert touched == [0, 1, 2, 3, 4, 5, 7, 8, 9]

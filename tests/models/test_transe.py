@@ -79,3 +79,23 @@ def test_candidate_scores_on_a_large_table_match_the_normalised_table(p: int, si
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got_grad, model.entity.weight.grad, atol=1e-5, rtol=1e-5)
     assert got_grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("num_entities", [20, 500])  # the whole (normalised) table, and the compact rows
+def test_score_h_and_t_matches_the_two_separate_calls(p: int, num_entities: int) -> None:
+    torch.manual_seed(0)
+    model = TransE(num_entities, 4, embedding_dim=8, p=p)
+    rt = torch.stack([torch.randint(0, 4, (5,)), torch.randint(0, num_entities, (5,))], dim=1)
+    hr = torch.stack([torch.randint(0, num_entities, (3,)), torch.randint(0, 4, (3,))], dim=1)
+    heads, tails = torch.randint(0, num_entities, (5, 4)), torch.randint(0, num_entities, (3, 4))
+    both = model.score_h_and_t(rt, heads, hr, tails)
+    both.square().sum().backward()
+    grads = [p_.grad.clone() for p_ in model.parameters()]
+    model.zero_grad()
+    separate = torch.cat([model.score_h(rt, heads), model.score_t(hr, tails)])
+    separate.square().sum().backward()
+    assert both.shape == (8, 4)
+    torch.testing.assert_close(both, separate, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(grads, (p_.grad for p_ in model.parameters()), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

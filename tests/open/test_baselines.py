@@ -42,11 +42,19 @@ def toy():  # type: ignore[no-untyped-def]
 
 def test_variants_are_configurations() -> None:
     assert set(VARIANTS.names()) >= {
-        "cpl", "minerva", "two_step", "no_adaptive_sampling", "no_replay", "frozen_extractor",
+        "cpl",
+        "minerva",
+        "two_step",
+        "no_adaptive_sampling",
+        "no_replay",
+        "frozen_extractor",
     }
     full = CPLConfig.for_variant("cpl")
     assert full.method == "cpl" and full.adaptive_sampling > 0 and full.replay and full.trains_extractor
-    assert CPLConfig.for_variant("minerva").method == "minerva" and not CPLConfig.for_variant("minerva").uses_text
+    assert (
+        CPLConfig.for_variant("minerva").method == "minerva"
+        and not CPLConfig.for_variant("minerva").uses_text
+    )
     assert CPLConfig.for_variant("two-step").method == "two_step"  # forgiving names
     assert CPLConfig.for_variant("no_adaptive_sampling").adaptive_sampling == 0
     assert not CPLConfig.for_variant("no_replay").replay
@@ -149,8 +157,15 @@ def test_two_step_tunes_the_threshold_on_valid(toy, tmp_path: Path) -> None:  # 
 def test_subsample_option_and_no_leakage() -> None:
     ds = build_family_dataset("tiny", with_corpus=True)
     cfg = CPLConfig.for_variant(
-        "cpl", subsample=0.4, epochs=2, pretrain_epochs=1, extractor_pretrain_epochs=1, extractor_filters=8,
-        extractor_word_dim=8, eval_every=1, device="cpu",
+        "cpl",
+        subsample=0.4,
+        epochs=2,
+        pretrain_epochs=1,
+        extractor_pretrain_epochs=1,
+        extractor_filters=8,
+        extractor_word_dim=8,
+        eval_every=1,
+        device="cpu",
     )
     cfg.reasoner.embedding_dim = cfg.reasoner.history_dim = 8
     cfg.reasoner.num_steps = 2
@@ -165,8 +180,10 @@ def test_subsample_option_and_no_leakage() -> None:
     # distant-supervision labels come from the sub-sampled training graph only
     bags = extractor.bags
     labelled = {
-        (int(h), r, int(t)) for (h, t), row in zip(bags.pairs.tolist(), bags.labels.tolist())
-        for r, on in enumerate(row[:-1]) if on
+        (int(h), r, int(t))
+        for (h, t), row in zip(bags.pairs.tolist(), bags.labels.tolist())
+        for r, on in enumerate(row[:-1])
+        if on
     }
     assert labelled <= {tuple(x) for x in sub.train.tolist()}
     # held-out triples (and their inverses) are never suggested, at any k

@@ -67,7 +67,9 @@ def toy_dataset(kept_first_hops: float = 0.4, seed: int = 0) -> Dataset:
     def say(h: int, t: int, middle: str, relation: str | None) -> None:
         a, b = label(h), label(t)
         text = f"{a} {middle} {b} ."
-        sentences.append(CorpusSentence(a, b, text, (0, len(a)), (len(a) + len(middle) + 2, len(text) - 2), relation))
+        sentences.append(
+            CorpusSentence(a, b, text, (0, len(a)), (len(a) + len(middle) + 2, len(text) - 2), relation)
+        )
 
     for h, _, t in r0.tolist():
         say(h, t, "lives next door to", "r0")
@@ -84,16 +86,46 @@ def toy_dataset(kept_first_hops: float = 0.4, seed: int = 0) -> Dataset:
 
 def toy_config(variant: str = "cpl", **overrides: object) -> CPLConfig:
     reasoner = WalkerConfig(
-        dataset="toy", reward_shaping=False, num_steps=2, num_rollouts=16, max_actions=None, embedding_dim=24,
-        history_dim=24, history_layers=1, embedding_dropout=0.0, ff_dropout=0.0, entity_scoring="dense",
-        action_dropout=0.0, entropy_weight=0.02, baseline="moving_average", batch_size=16, lr=0.02,
-        grad_clip_norm=5.0, beam_size=8, eval_batch_size=16, track_paths=False,
+        dataset="toy",
+        reward_shaping=False,
+        num_steps=2,
+        num_rollouts=16,
+        max_actions=None,
+        embedding_dim=24,
+        history_dim=24,
+        history_layers=1,
+        embedding_dropout=0.0,
+        ff_dropout=0.0,
+        entity_scoring="dense",
+        action_dropout=0.0,
+        entropy_weight=0.02,
+        baseline="moving_average",
+        batch_size=16,
+        lr=0.02,
+        grad_clip_norm=5.0,
+        beam_size=8,
+        eval_batch_size=16,
+        track_paths=False,
     )
     values: dict[str, object] = dict(
-        reasoner=reasoner, pretrain_epochs=2, epochs=8, eval_every=3, extractor_word_dim=8,
-        extractor_position_dim=2, extractor_filters=16, extractor_pretrain_epochs=4, extractor_pretrain_lr=0.01,
-        extractor_lr=1e-3, suggestions=4, reasoner_iterations=2, extractor_iterations=1, replay_batch_size=16,
-        adaptive_sampling_epochs=3, two_step_thresholds=[0.3, 0.6], seed=0, device="cpu",
+        reasoner=reasoner,
+        pretrain_epochs=2,
+        epochs=8,
+        eval_every=3,
+        extractor_word_dim=8,
+        extractor_position_dim=2,
+        extractor_filters=16,
+        extractor_pretrain_epochs=4,
+        extractor_pretrain_lr=0.01,
+        extractor_lr=1e-3,
+        suggestions=4,
+        reasoner_iterations=2,
+        extractor_iterations=1,
+        replay_batch_size=16,
+        adaptive_sampling_epochs=3,
+        two_step_thresholds=[0.3, 0.6],
+        seed=0,
+        device="cpu",
     )
     values.update(overrides)
     return CPLConfig.for_variant(variant, **values)  # type: ignore[arg-type]
@@ -152,22 +184,35 @@ def test_source_joins_suggestions_and_kept_edges_without_touching_the_graph(
     env = WalkEnvironment(graph, 2, candidate_source=source)
     current = torch.tensor([0, 5, 5, 9])
     sug = toy_extractor.suggest(current, 3)
-    mem.add(torch.stack([torch.tensor([5, 5]), sug.relations[1, :2], sug.targets[1, :2]], 1))  # already suggested
+    mem.add(
+        torch.stack([torch.tensor([5, 5]), sug.relations[1, :2], sug.targets[1, :2]], 1)
+    )  # already suggested
     mem.add(torch.tensor([[5, 2, 30]]))  # a new one
-    extra = source(0, current, torch.zeros(4, dtype=torch.long), Queries(current, torch.zeros(4, dtype=torch.long)))
+    extra = source(
+        0, current, torch.zeros(4, dtype=torch.long), Queries(current, torch.zeros(4, dtype=torch.long))
+    )
     assert extra is not None
-    assert torch.equal(extra.relations[:, :3], sug.relations) and torch.equal(extra.targets[:, :3], sug.targets)
+    assert torch.equal(extra.relations[:, :3], sug.relations) and torch.equal(
+        extra.targets[:, :3], sug.targets
+    )
     assert (extra.origin[:, :3] == SUGGESTED).all() and (extra.origin[:, 3:] == KEPT).all()
-    kept = {(int(r), int(t)) for r, t, m in zip(extra.relations[1, 3:], extra.targets[1, 3:], extra.mask[1, 3:]) if m}
+    kept = {
+        (int(r), int(t))
+        for r, t, m in zip(extra.relations[1, 3:], extra.targets[1, 3:], extra.mask[1, 3:])
+        if m
+    }
     assert kept == {(2, 30)}  # duplicates of current suggestions are masked
     # walking with the source: per-walker extra actions, the shared graph unchanged
     episode = env.start(Queries.from_triples(toy.train[:8]), training=True)
     actions = episode.actions(0, episode.queries.sources, torch.arange(8))
     assert actions.origin is not None and (actions.origin[:, : graph.num_actions] == 0).all()
     source.enabled = False
-    assert env.start(Queries.from_triples(toy.train[:8]), training=True).actions(
-        0, toy.train[:8, 0], torch.arange(8)
-    ).origin is None
+    assert (
+        env.start(Queries.from_triples(toy.train[:8]), training=True)
+        .actions(0, toy.train[:8, 0], torch.arange(8))
+        .origin
+        is None
+    )
     for a, b in zip(before, (graph.action_relations, graph.action_targets, graph.action_mask)):
         assert torch.equal(a, b)
 
@@ -194,20 +239,26 @@ def test_adaptive_sampling_raises_text_priority_following_the_policy() -> None:
     weights = torch.tensor([[0.5, 0.3, 0.1, 0.1], [0.7, 0.3, 0.0, 0.0]])
     origin = torch.tensor([[0, 0, 1, 2], [0, 0, 1, 1]])
     mask = torch.tensor([[True, True, True, True], [True, True, True, False]])
-    actions = ActionSpace(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), mask, origin)
+    actions = ActionSpace(
+        torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), mask, origin
+    )
     rows = torch.tensor([0, 0, 1])  # weight row -> action row (the first step is shared by a query's walkers)
     w = weights[rows]
     assert AdaptiveSampling(0.0)(0, w, actions, rows) is w
     out = AdaptiveSampling(0.5)(0, w, actions, rows)
     assert torch.allclose(out.sum(1), torch.ones(3))
-    assert torch.allclose(out[0], torch.tensor([0.25, 0.15, 0.30, 0.30]))  # text share 0.2 -> 0.6, policy ratio kept
+    assert torch.allclose(
+        out[0], torch.tensor([0.25, 0.15, 0.30, 0.30])
+    )  # text share 0.2 -> 0.6, policy ratio kept
     # no policy mass on the (only valid) text edge: uniform over text edges
     assert torch.allclose(out[2], torch.tensor([0.35, 0.15, 0.5, 0.0]))
     full = AdaptiveSampling(1.0)(0, w, actions, rows)
     assert (full[:, :2] == 0).all()
 
 
-def test_rewarded_text_edges_are_the_text_steps_of_positive_walks(toy: Dataset, toy_extractor: FactExtractor) -> None:
+def test_rewarded_text_edges_are_the_text_steps_of_positive_walks(
+    toy: Dataset, toy_extractor: FactExtractor
+) -> None:
     torch.manual_seed(0)
     graph = ActionGraph.from_dataset(toy)
     env = WalkEnvironment(graph, 2, candidate_source=TextCandidateSource(toy_extractor, k=3))
@@ -233,22 +284,32 @@ def test_replay_records_stay_aligned_and_rescore_the_taken_actions(
     toy: Dataset, toy_extractor: FactExtractor
 ) -> None:
     torch.manual_seed(0)
-    env = WalkEnvironment(ActionGraph.from_dataset(toy), 2, candidate_source=TextCandidateSource(toy_extractor, k=3))
+    env = WalkEnvironment(
+        ActionGraph.from_dataset(toy), 2, candidate_source=TextCandidateSource(toy_extractor, k=3)
+    )
     policy = WalkerPolicy(N, 3, embedding_dim=8, history_dim=8, history_layers=1).eval()
     episode = env.start(Queries.from_triples(toy.train), training=True)
     rollout = sample_rollouts(policy, episode, 4, generator=torch.Generator().manual_seed(0))
     everything = torch.ones(rollout.entities.shape[0], dtype=torch.bool)
     memory = ReplayMemory(capacity=10_000, num_steps=2)
     stored = memory.add_rollout(rollout, everything)
-    assert 0 < stored <= len(everything) and memory.add_rollout(rollout, everything) == 0  # duplicates kept once
+    assert (
+        0 < stored <= len(everything) and memory.add_rollout(rollout, everything) == 0
+    )  # duplicates kept once
     batch = memory.sample(len(memory), torch.Generator().manual_seed(0))
     # every record is a walk of its own query: from e_s, along graph edges (origin 0) or text edges
     assert batch.queries.targets is not None
     triples = {tuple(x) for x in toy.train.tolist()}
-    assert all(tuple(q) in triples for q in torch.stack(
-        [batch.queries.sources, batch.queries.relations, batch.queries.targets], 1).tolist())
+    assert all(
+        tuple(q) in triples
+        for q in torch.stack(
+            [batch.queries.sources, batch.queries.relations, batch.queries.targets], 1
+        ).tolist()
+    )
     graph = env.graph
-    edges = {(h, r, t) for h, r, t in graph.triples.tolist()} | {(t, r + 3, h) for h, r, t in graph.triples.tolist()}
+    edges = {(h, r, t) for h, r, t in graph.triples.tolist()} | {
+        (t, r + 3, h) for h, r, t in graph.triples.tolist()
+    }
     for i in range(len(batch)):
         prev = int(batch.queries.sources[i])
         for t in range(2):
@@ -260,12 +321,20 @@ def test_replay_records_stay_aligned_and_rescore_the_taken_actions(
     keys = {}
     for w in range(rollout.entities.shape[0]):
         qi = int(rollout.query_index[w])
-        key = (int(rollout.queries.sources[qi]), int(rollout.queries.relations[qi]), *rollout.relations[w].tolist(),
-               *rollout.entities[w].tolist())
+        key = (
+            int(rollout.queries.sources[qi]),
+            int(rollout.queries.relations[qi]),
+            *rollout.relations[w].tolist(),
+            *rollout.entities[w].tolist(),
+        )
         keys[key] = rollout.log_probs[w].detach()
     for i in range(len(batch)):
-        key = (int(batch.queries.sources[i]), int(batch.queries.relations[i]), *batch.relations[i].tolist(),
-               *batch.entities[i].tolist())
+        key = (
+            int(batch.queries.sources[i]),
+            int(batch.queries.relations[i]),
+            *batch.relations[i].tolist(),
+            *batch.entities[i].tolist(),
+        )
         assert torch.allclose(lp[i].detach(), keys[key], atol=1e-5)
     # ring buffer
     small = ReplayMemory(capacity=3, num_steps=2)
@@ -277,9 +346,13 @@ def test_replay_records_stay_aligned_and_rescore_the_taken_actions(
     assert torch.equal(again.rows, small.rows) and len(again) == 3
 
 
-def test_beam_text_share_follows_the_best_path_to_the_answer(toy: Dataset, toy_extractor: FactExtractor) -> None:
+def test_beam_text_share_follows_the_best_path_to_the_answer(
+    toy: Dataset, toy_extractor: FactExtractor
+) -> None:
     torch.manual_seed(0)
-    env = WalkEnvironment(ActionGraph.from_dataset(toy), 2, candidate_source=TextCandidateSource(toy_extractor, k=3))
+    env = WalkEnvironment(
+        ActionGraph.from_dataset(toy), 2, candidate_source=TextCandidateSource(toy_extractor, k=3)
+    )
     policy = WalkerPolicy(N, 3, embedding_dim=8, history_dim=8, history_layers=1).eval()
     from kgreason.reasoning.paths import answers_from_beam
 
@@ -297,11 +370,26 @@ def test_beam_text_share_follows_the_best_path_to_the_answer(toy: Dataset, toy_e
 # ---- the training loop and the run directory ------------------------------------------------------------------
 
 
-def test_cpl_run_directory_selection_and_text_at_inference(cpl_run: tuple[Path, object], toy: Dataset) -> None:
+def test_cpl_run_directory_selection_and_text_at_inference(
+    cpl_run: tuple[Path, object], toy: Dataset
+) -> None:
     run_dir, result = cpl_run
-    for name in ("config.json", "entities.json", "relations.json", "graph.pt", "bags.pt", "extractor.pt",
-                 "extractor_pretrained.pt", "text_edges.pt", "model.pt", "model.json", "metrics.json",
-                 "losses.csv", "checkpoints/checkpoint.pt", "checkpoints/best_weights.pt"):
+    for name in (
+        "config.json",
+        "entities.json",
+        "relations.json",
+        "graph.pt",
+        "bags.pt",
+        "extractor.pt",
+        "extractor_pretrained.pt",
+        "text_edges.pt",
+        "model.pt",
+        "model.json",
+        "metrics.json",
+        "losses.csv",
+        "checkpoints/checkpoint.pt",
+        "checkpoints/best_weights.pt",
+    ):
         assert (run_dir / name).exists(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "tail.realistic.hits_at_10" in metrics and not any(k.startswith("head.") for k in metrics)
@@ -367,7 +455,9 @@ def test_resume_checks_the_config(cpl_run: tuple[Path, object], toy: Dataset) ->
         train_cpl(toy, run_dir, toy_config(suggestions=5))
 
 
-def test_extractor_turns_come_on_top_of_every_reasoner_batch(cpl_run: tuple[Path, object], toy: Dataset) -> None:
+def test_extractor_turns_come_on_top_of_every_reasoner_batch(
+    cpl_run: tuple[Path, object], toy: Dataset
+) -> None:
     _, run = cpl_run
     loop = run.loop  # type: ignore[attr-defined]
     cfg = loop.cpl_config
@@ -412,7 +502,9 @@ def test_alternating_phases_freeze_the_other_agent(cpl_run: tuple[Path, object])
 
         def post_batch(self, epoch: int, batch: object, **kwargs: object) -> None:
             moved_p = any(not torch.equal(a, b) for a, b in zip(snap["policy"], agents.policy.parameters()))
-            moved_e = any(not torch.equal(a, b) for a, b in zip(snap["extractor"], agents.extractor.parameters()))
+            moved_e = any(
+                not torch.equal(a, b) for a, b in zip(snap["extractor"], agents.extractor.parameters())
+            )
             changes.append((loop.last_phase, moved_p, moved_e))
 
     loop.callbacks.append(Watch())
@@ -436,13 +528,17 @@ def test_extractor_supervision_anchors_the_extractor_turn_to_the_corpus_labels(t
     loop = run.loop
     extractor = loop.agents.extractor
     assert isinstance(loop, CPLTrainingLoop) and extractor is not None
-    assert loop.ds_instances is not None and torch.equal(loop.ds_instances, training_instances(extractor.bags))
+    assert loop.ds_instances is not None and torch.equal(
+        loop.ds_instances, training_instances(extractor.bags)
+    )
     extractor.eval()  # no dropout: the term is then exactly 0.5 x the pre-training loss on the drawn instances
     state = loop.generator.get_state()
     loss = loop._extractor_loss(no_edges)
     loop.generator.set_state(state)
     pick = torch.randint(len(loop.ds_instances), (64,), generator=loop.generator)
-    expected = 0.5 * distant_supervision_loss(extractor.encoder, extractor.bags, loop.ds_instances[pick], loop.ds_weights)
+    expected = 0.5 * distant_supervision_loss(
+        extractor.encoder, extractor.bags, loop.ds_instances[pick], loop.ds_weights
+    )
     assert float(loss.detach()) > 0 and torch.allclose(loss, expected)
     loss.backward()
     assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in extractor.parameters())

@@ -22,7 +22,9 @@ def tiny():
 
 def small(variant: str) -> CPLConfig:
     cfg = CPLConfig.for_variant(variant, subsample=0.5, seed=0, device="cpu")
-    reasoner = dataclasses.replace(cfg.reasoner, embedding_dim=16, history_dim=16, num_rollouts=4, beam_size=16)
+    reasoner = dataclasses.replace(
+        cfg.reasoner, embedding_dim=16, history_dim=16, num_rollouts=4, beam_size=16
+    )
     return dataclasses.replace(
         cfg, reasoner=reasoner, epochs=3, pretrain_epochs=1, extractor_pretrain_epochs=1, eval_every=1
     )

@@ -22,7 +22,9 @@ def setup(steps: int = 2) -> tuple[WalkerPolicy, WalkEnvironment]:
     return policy, env
 
 
-def all_paths(policy: WalkerPolicy, env: WalkEnvironment, source: int, relation: int) -> list[tuple[list, float]]:
+def all_paths(
+    policy: WalkerPolicy, env: WalkEnvironment, source: int, relation: int
+) -> list[tuple[list, float]]:
     """Every T-step path from ``source`` with its log-probability, by explicit enumeration (test oracle)."""
     t = policy.tables()
     g = env.graph
@@ -30,7 +32,11 @@ def all_paths(policy: WalkerPolicy, env: WalkEnvironment, source: int, relation:
 
     def expand(hist, cur: int, path: list, logp: float, step: int) -> None:  # type: ignore[no-untyped-def]
         x = policy.policy_vector(t, hist.top, torch.tensor([cur]), torch.tensor([relation]))
-        rel, tgt, mask = g.action_relations[cur : cur + 1], g.action_targets[cur : cur + 1], g.action_mask[cur : cur + 1]
+        rel, tgt, mask = (
+            g.action_relations[cur : cur + 1],
+            g.action_targets[cur : cur + 1],
+            g.action_mask[cur : cur + 1],
+        )
         lp = masked_log_softmax(policy.action_logits(t, x, rel, tgt), mask)[0]
         for a in range(rel.shape[1]):
             if not mask[0, a]:
@@ -122,4 +128,7 @@ def test_format_path() -> None:
     text = format_path(path, labels.__getitem__, rels.__getitem__, num_relations=3)
     assert text == "Obama --endorsed_by--> McCain --live_in--> U.S. <--located_in-- Hawaii"
     tagged = Path(0, [PathStep(1, 2, 1.0, origin=1)], 0.0)
-    assert format_path(tagged, labels.__getitem__, rels.__getitem__, 3, {1: "text"}) == "Obama --live_in[text]--> U.S."
+    assert (
+        format_path(tagged, labels.__getitem__, rels.__getitem__, 3, {1: "text"})
+        == "Obama --live_in[text]--> U.S."
+    )

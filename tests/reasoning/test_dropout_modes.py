@@ -15,8 +15,14 @@ E, R, D, H = 30, 4, 16, 12
 def make(mode: str, p: float = 0.3, ff: float = 0.0, scoring: str = "dense") -> WalkerPolicy:
     torch.manual_seed(0)
     return WalkerPolicy(
-        E, R, embedding_dim=D, history_dim=H, embedding_dropout=p, ff_dropout=ff,
-        entity_scoring=scoring, embedding_dropout_mode=mode,  # type: ignore[arg-type]
+        E,
+        R,
+        embedding_dim=D,
+        history_dim=H,
+        embedding_dropout=p,
+        ff_dropout=ff,
+        entity_scoring=scoring,
+        embedding_dropout_mode=mode,  # type: ignore[arg-type]
     )
 
 

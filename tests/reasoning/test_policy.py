@@ -74,8 +74,10 @@ def test_lstm_matches_torch_lstm() -> None:
     h0 = p.start_history(t, src)
     h1 = p.advance(t, h0, None, rels, ents)
     seq = torch.stack(
-        [torch.cat([t.relation[torch.full_like(src, p.start_relation)], t.entity[src]], -1),
-         torch.cat([t.relation[rels], t.entity[ents]], -1)]
+        [
+            torch.cat([t.relation[torch.full_like(src, p.start_relation)], t.entity[src]], -1),
+            torch.cat([t.relation[rels], t.entity[ents]], -1),
+        ]
     )
     out, (hn, cn) = ref(seq)
     assert torch.allclose(h0.top, out[0], atol=1e-5)

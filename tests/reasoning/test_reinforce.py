@@ -19,7 +19,9 @@ from kgreason.reasoning.reinforce import (
 def setup(ds: Dataset, steps: int = 2) -> tuple[WalkerPolicy, WalkEnvironment]:
     torch.manual_seed(0)
     env = WalkEnvironment(ActionGraph.from_dataset(ds), num_steps=steps)
-    policy = WalkerPolicy(ds.num_entities, ds.num_relations, embedding_dim=16, history_dim=16, history_layers=2)
+    policy = WalkerPolicy(
+        ds.num_entities, ds.num_relations, embedding_dim=16, history_dim=16, history_layers=2
+    )
     return policy, env
 
 
@@ -50,7 +52,9 @@ def test_rollout_log_probs_are_unperturbed_policy_with_gradients(rule_ds: Datase
     policy.eval()  # no dropout, so the policy can be recomputed exactly
     q = Queries.from_triples(rule_ds.train[:6])
     ep = env.start(q, training=True)
-    ro = sample_rollouts(policy, ep, num_rollouts=4, action_dropout=0.9, generator=torch.Generator().manual_seed(1))
+    ro = sample_rollouts(
+        policy, ep, num_rollouts=4, action_dropout=0.9, generator=torch.Generator().manual_seed(1)
+    )
     assert ro.log_probs.shape == (24, 2) and ro.entities.shape == (24, 2)
     assert ro.log_probs.requires_grad
     # recompute log pi(a_t | s_t) step by step with the unperturbed policy
@@ -65,7 +69,9 @@ def test_rollout_log_probs_are_unperturbed_policy_with_gradients(rule_ds: Datase
         sp = ep.actions(step, cur, qidx)
         x = policy.policy_vector(t, hist.top, cur, q.relations[qidx])
         lp = masked_log_softmax(policy.action_logits(t, x, sp.relations, sp.targets), sp.mask)
-        hit = (sp.relations == ro.relations[:, step : step + 1]) & (sp.targets == ro.entities[:, step : step + 1])
+        hit = (sp.relations == ro.relations[:, step : step + 1]) & (
+            sp.targets == ro.entities[:, step : step + 1]
+        )
         chosen = lp.masked_fill(~hit, float("-inf")).max(dim=1).values
         assert torch.allclose(ro.log_probs[:, step], chosen, atol=1e-5)
     # gradients reach the policy through log pi

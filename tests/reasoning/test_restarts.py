@@ -36,8 +36,9 @@ def test_restarts_continue_the_best_candidate(tmp_path: Path, rule_ds: Dataset) 
     assert history[0] == (2, pytest.approx(values[best]))
     assert [e for e, _ in history] == [2, 4]
     # the chosen candidate continued is the same as training that seed for 4 epochs in one go
-    alone = train_walker(rule_ds, None, tmp_path / "alone", small_config(epochs=4, eval_every=2, seed=best),
-                         evaluate=False)
+    alone = train_walker(
+        rule_ds, None, tmp_path / "alone", small_config(epochs=4, eval_every=2, seed=best), evaluate=False
+    )
     assert alone.losses == result.losses
 
 
@@ -45,20 +46,31 @@ def test_restarts_resume_reads_the_choice_back(tmp_path: Path, rule_ds: Dataset)
     torch.set_num_threads(1)
     cfg = small_config(epochs=2, eval_every=2, restarts=2, restart_epochs=2, seed=0)
     first = train_walker(rule_ds, None, tmp_path, cfg, evaluate=False)
-    more = train_walker(rule_ds, None, tmp_path, small_config(epochs=4, eval_every=2, restarts=2, restart_epochs=2,
-                                                               seed=0), evaluate=False)
+    more = train_walker(
+        rule_ds,
+        None,
+        tmp_path,
+        small_config(epochs=4, eval_every=2, restarts=2, restart_epochs=2, seed=0),
+        evaluate=False,
+    )
     assert more.config.seed == first.config.seed and more.losses[:2] == first.losses and more.loop.epoch == 4
     with pytest.raises(RestartsMismatchError, match="restarts.json"):
-        train_walker(rule_ds, None, tmp_path, small_config(epochs=4, eval_every=2, restarts=3, restart_epochs=2),
-                     evaluate=False)
+        train_walker(
+            rule_ds,
+            None,
+            tmp_path,
+            small_config(epochs=4, eval_every=2, restarts=3, restart_epochs=2),
+            evaluate=False,
+        )
 
 
 def test_restarts_need_a_run_directory_and_evaluations(tmp_path: Path, rule_ds: Dataset) -> None:
     with pytest.raises(ValueError, match="output directory"):
         train_walker(rule_ds, None, None, small_config(restarts=2), evaluate=False)
     with pytest.raises(ValueError, match="eval_every"):
-        train_walker(rule_ds, None, tmp_path, small_config(restarts=2, restart_epochs=3, eval_every=2),
-                     evaluate=False)
+        train_walker(
+            rule_ds, None, tmp_path, small_config(restarts=2, restart_epochs=3, eval_every=2), evaluate=False
+        )
     with pytest.raises(ValueError, match="restarts"):
         small_config(restarts=0)
 
@@ -84,11 +96,17 @@ def test_a_run_saved_before_new_fields_resumes(tmp_path: Path, rule_ds: Dataset)
     train_walker(rule_ds, None, run, small_config(epochs=2, eval_every=2, seed=3), evaluate=False)
     _forget_keys(run, ("restarts", "restart_epochs", "embedding_dropout_mode"))
     more = train_walker(rule_ds, None, run, small_config(epochs=4, eval_every=2, seed=3), evaluate=False)
-    alone = train_walker(rule_ds, None, tmp_path / "alone", small_config(epochs=4, eval_every=2, seed=3),
-                         evaluate=False)
+    alone = train_walker(
+        rule_ds, None, tmp_path / "alone", small_config(epochs=4, eval_every=2, seed=3), evaluate=False
+    )
     assert more.loop.epoch == 4 and more.losses == alone.losses
     # a missing key set to something other than its default is still a difference
     _forget_keys(run, ("embedding_dropout_mode",))
     with pytest.raises(Exception, match="embedding_dropout_mode: '<missing>' -> 'per_use'"):
-        train_walker(rule_ds, None, run, small_config(epochs=6, eval_every=2, seed=3,
-                                                      embedding_dropout_mode="per_use"), evaluate=False)
+        train_walker(
+            rule_ds,
+            None,
+            run,
+            small_config(epochs=6, eval_every=2, seed=3, embedding_dropout_mode="per_use"),
+            evaluate=False,
+        )

@@ -65,8 +65,17 @@ def test_learns_two_hop_rule(trained: tuple[Dataset, Path, object]) -> None:
 
 def test_run_directory(trained: tuple[Dataset, Path, object]) -> None:
     _, run_dir, _ = trained
-    for name in ("config.json", "entities.json", "relations.json", "metrics.json", "losses.csv", "model.pt",
-                 "model.json", "graph.pt", "checkpoints/checkpoint.pt"):
+    for name in (
+        "config.json",
+        "entities.json",
+        "relations.json",
+        "metrics.json",
+        "losses.csv",
+        "model.pt",
+        "model.json",
+        "graph.pt",
+        "checkpoints/checkpoint.pt",
+    ):
         assert (run_dir / name).exists(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "tail.realistic.mrr" in metrics and "head.realistic.mrr" not in metrics
@@ -116,7 +125,12 @@ def test_reward_shaping_needs_a_model_dir(rule_ds: Dataset) -> None:
 
 def test_presets_and_ablations() -> None:
     umls = WalkerConfig.preset("umls")
-    assert (umls.num_steps, umls.max_actions, umls.action_dropout, umls.entropy_weight) == (2, 400, 0.95, 0.05)
+    assert (umls.num_steps, umls.max_actions, umls.action_dropout, umls.entropy_weight) == (
+        2,
+        400,
+        0.95,
+        0.05,
+    )
     assert umls.grad_clip_norm == 5.0 and umls.beam_size == 128 and umls.patience == 100
     assert WalkerConfig.preset("nell-995").beam_size == 512
     # UMLS and Kinship lower the rate when the validation MRR stalls (measured on UMLS); the others keep it constant
@@ -136,15 +150,25 @@ def test_presets_and_ablations() -> None:
     assert umls.with_ablation("-ad").action_dropout == 0.0
     with pytest.raises(KeyError, match="umls"):
         WalkerConfig.preset("umsl")
-    cfg = WalkerConfig(action_dropout=0.5, action_dropout_decay=0.5, action_dropout_min=0.2, entropy_decay=0.9)
-    assert cfg.action_dropout_at(1) == 0.5 and cfg.action_dropout_at(2) == 0.25 and cfg.action_dropout_at(5) == 0.2
+    cfg = WalkerConfig(
+        action_dropout=0.5, action_dropout_decay=0.5, action_dropout_min=0.2, entropy_decay=0.9
+    )
+    assert (
+        cfg.action_dropout_at(1) == 0.5
+        and cfg.action_dropout_at(2) == 0.25
+        and cfg.action_dropout_at(5) == 0.2
+    )
     assert cfg.entropy_weight_at(3) == pytest.approx(0.02 * 0.81)
 
 
 def test_plateau_scheduler_follows_the_validation_mrr(rule_ds: Dataset) -> None:
     # ReduceLROnPlateau is stepped with the validation MRR at each evaluation, never with the loss
-    cfg = small_config(epochs=8, eval_every=1, lr_scheduler="ReduceLROnPlateau",
-                       lr_scheduler_kwargs={"mode": "max", "factor": 0.5, "patience": 0, "threshold": 10.0})
+    cfg = small_config(
+        epochs=8,
+        eval_every=1,
+        lr_scheduler="ReduceLROnPlateau",
+        lr_scheduler_kwargs={"mode": "max", "factor": 0.5, "patience": 0, "threshold": 10.0},
+    )
     result = train_walker(rule_ds, None, None, cfg)
     loop = result.loop  # type: ignore[attr-defined]
     assert loop.scheduler_metric == "valid.tail.realistic.mrr"

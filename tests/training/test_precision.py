@@ -35,8 +35,12 @@ def test_bf16_runs_the_scoring_in_bfloat16_and_keeps_float32_state(toy_dataset, 
     losses = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        model = MODELS.make("conve", {"embedding_dim": 16, "embedding_height": 4}, num_entities=24, num_relations=3)
-        loop = loop_cls(model, toy_dataset.train, batch_size=16, lr=1e-2, device="cpu", seed=0, precision=precision)
+        model = MODELS.make(
+            "conve", {"embedding_dim": 16, "embedding_height": 4}, num_entities=24, num_relations=3
+        )
+        loop = loop_cls(
+            model, toy_dataset.train, batch_size=16, lr=1e-2, device="cpu", seed=0, precision=precision
+        )
         seen = _projection_dtypes(model)
         loop.train(8)
         expected = torch.bfloat16 if precision == "bf16" else torch.float32

@@ -121,3 +121,21 @@ def test_one_side_per_positive_scores_and_loss_agree(triples, tiny_model_factory
     # the training loss (rows grouped by side) equals the loss of the scores in the original order
     batch = SLCWABatch(pos, neg, None)
     torch.testing.assert_close(loop.batch_loss(batch), loop.loss.slcwa(ps, ns))
+
+
+def test_both_sides_in_one_model_call_agree_with_the_triple_scores(triples) -> None:
+    # TransE scores the head and tail groups with one lookup (score_h_and_t): same values as score_hrt
+    from kgreason.models import TransE
+
+    torch.manual_seed(0)
+    model = TransE(24, 3, embedding_dim=6)
+    loop = SLCWATrainingLoop(model, triples, num_negs_per_pos=4, device="cpu", seed=3)
+    pos = triples[::2]
+    neg, _ = loop.negative_sampler.sample(pos, torch.Generator().manual_seed(2))
+    order, counts = loop._side_order(pos, neg)
+    assert counts[0] and counts[2] and not counts[1]  # both sides present
+    ps, ns = loop.score(pos, neg)
+    torch.testing.assert_close(ps, model.score_hrt(pos), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        ns, model.score_hrt(neg.reshape(-1, 3)).view(len(pos), 4), atol=1e-5, rtol=1e-5
+    )

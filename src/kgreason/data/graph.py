@@ -251,7 +251,9 @@ class ActionGraph:
         )
 
     @classmethod
-    def _build(cls, train: LongTensor, num_entities: int, num_relations: int, max_actions: int | None) -> ActionGraph:
+    def _build(
+        cls, train: LongTensor, num_entities: int, num_relations: int, max_actions: int | None
+    ) -> ActionGraph:
         device = train.device
         E, R = num_entities, num_relations
         heads = torch.cat([train[:, 0], train[:, 2]])
@@ -324,7 +326,9 @@ class ActionGraph:
 
     def edges(self) -> LongTensor:
         """``LongTensor[2n, 3]`` every (uncapped) edge ``(head, relation, tail)``, inverse edges included."""
-        heads = torch.repeat_interleave(torch.arange(self.num_entities, device=self.device), self.out_degree())
+        heads = torch.repeat_interleave(
+            torch.arange(self.num_entities, device=self.device), self.out_degree()
+        )
         return torch.stack([heads, self.edge_relations, self.edge_targets], dim=1)
 
     def has_edges(self, triples: LongTensor) -> BoolTensor:

@@ -119,9 +119,10 @@ def complex_l1_distances(
     """
     if index is not None and index.dim() == 2:
         if not _dense(table, index, DENSE_CANDIDATE_RATIO_L1):
-            return (query.unsqueeze(1) - gather(table, index)).abs().sum(dim=-1)
+            # indexing, not F.embedding: the table is complex, which embedding's autograd does not support
+            return (query.unsqueeze(1) - table[index]).abs().sum(dim=-1)
         return complex_l1_distances(query, table).gather(1, index)
-    rows = gather(table, index)
+    rows = table if index is None else table[index]  # complex: indexing, not F.embedding
     b, d = query.shape
     n = rows.shape[0]
     chunk = max(1, MAX_BROADCAST_ELEMENTS // max(1, b * d))
@@ -325,6 +326,16 @@ class KGEModel(nn.Module, abc.ABC):
         if self.inverse_relations:
             return self._score_t(t, self.inverse_relation(r), heads)
         return self._score_h(r, t, heads)
+
+    def score_h_and_t(
+        self, rt: torch.Tensor, heads: torch.Tensor, hr: torch.Tensor, tails: torch.Tensor
+    ) -> torch.Tensor:
+        """``cat([score_h(rt, heads), score_t(hr, tails)])``: per-query candidates of a head group and a tail
+        group with the same number of candidates, ``[b_h + b_t, k]`` (sLCWA training corrupting both sides).
+
+        One call so that a model can score both groups with a single lookup into its entity table (one dense
+        table gradient per step instead of two); the default simply makes the two calls."""
+        return torch.cat([self.score_h(rt, heads), self.score_t(hr, tails)])
 
     def score_r(self, ht: torch.Tensor) -> torch.Tensor:
         """Scores of every embedded relation for ``ht: LongTensor[b, 2]`` of (head, tail):

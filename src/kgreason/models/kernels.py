@@ -8,7 +8,10 @@ These functions gather the rows once, reduce them with one fused op, and in the 
 That is the fewest passes over ``[b, k, d]`` memory we can get without a compiled kernel, which is what bounds
 sLCWA training with many negatives and large tables. (Double backward is not supported.)
 
-All three take ``query[b, d]`` (real), ``table[n, d]`` and ``index: LongTensor[b, k]`` and return ``[b, k]``:
+:func:`unit_rows` is ``F.normalize(x, dim=-1)`` with a fused backward pass (TransE projects its entity table
+onto the unit sphere in every scoring call).
+
+The three gathered kernels take ``query[b, d]`` (real), ``table[n, d]`` and ``index: LongTensor[b, k]`` and return ``[b, k]``:
 
 * :func:`gathered_dot` -- ``<query_i, table[index_ij]>``;
 * :func:`gathered_l1` -- ``||table[index_ij] - query_i||_1``;
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["MULSUM_MAX_CANDIDATES", "gathered_dot", "gathered_l1", "gathered_l2"]
+__all__ = ["MULSUM_MAX_CANDIDATES", "gathered_dot", "gathered_l1", "gathered_l2", "unit_rows"]
 
 #: :func:`gathered_dot` reduces ``[b, k, d]`` rows with a fused multiply-and-sum up to this many candidates per
 #: query and with a batched matmul beyond: ``torch.bmm`` over ``b`` tiny ``[k, d] x [d, 1]`` products is slow on
@@ -107,3 +110,30 @@ def gathered_l1(query: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -
 def gathered_l2(query: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``out[i, j] = ||table[index[i, j]] - query[i]||_2``: ``[b, d], [n, d], [b, k] -> [b, k]``."""
     return _GatheredDistance.apply(query, table, index, 2.0)
+
+
+class _UnitRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, ord=2, dim=-1, keepdim=True)
+        clamped = norm < eps
+        inv = norm.clamp_min_(eps).reciprocal_()
+        y = x * inv
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(y, inv, clamped)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        # y = x / n: the gradient is (g - y (y . g)) / n; where n was clamped to eps it is g / eps
+        y, inv, clamped = ctx.saved_tensors
+        dot = torch.linalg.vecdot(y, grad, dim=-1).unsqueeze(-1).masked_fill_(clamped, 0.0)
+        return torch.addcmul(grad, y, dot, value=-1.0).mul_(inv), None
+
+
+def unit_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Rows of ``x[..., d]`` scaled to unit L2 norm, ``x / max(||x||, eps)`` -- the values and gradients of
+    ``torch.nn.functional.normalize(x, dim=-1, eps=eps)`` -- with a backward pass of three passes over ``x``
+    instead of autograd's chain of norm and division gradients."""
+    return _UnitRows.apply(x, eps)

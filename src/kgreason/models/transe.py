@@ -8,10 +8,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kgreason.models.base import KGEModel, gather, lp_distances, register_model
+from kgreason.models.base import (
+    KGEModel,
+    _check_candidates,
+    _check_index,
+    gather,
+    lp_distances,
+    register_model,
+)
+from kgreason.models.kernels import unit_rows
 
 __all__ = ["TransE"]
 
@@ -75,7 +82,7 @@ class TransE(KGEModel):
     def _entity_table(self) -> torch.Tensor:
         """``FloatTensor[E, d]``: the entity table, projected onto the unit sphere if ``normalize_entities``."""
         weight = self.entity.weight
-        return F.normalize(weight, p=2.0, dim=-1) if self.normalize_entities else weight
+        return unit_rows(weight) if self.normalize_entities else weight
 
     def _distances(
         self,
@@ -107,7 +114,7 @@ class TransE(KGEModel):
             table = self._entity_table()
             return gather(table, query_entities), table, candidates
         needed = torch.cat([query_entities, candidates.reshape(-1)])
-        table = F.normalize(self.entity(needed), p=2.0, dim=-1)
+        table = unit_rows(self.entity(needed))
         local = torch.arange(b, needed.shape[0], device=needed.device).view(b, -1)
         return table[:b], table, local
 
@@ -121,11 +128,36 @@ class TransE(KGEModel):
         w = self.relation(r)
         return self._distances(y - w, table, heads, w, y)
 
+    def score_h_and_t(
+        self, rt: torch.Tensor, heads: torch.Tensor, hr: torch.Tensor, tails: torch.Tensor
+    ) -> torch.Tensor:
+        """As :meth:`KGEModel.score_h_and_t`, with one entity lookup and one distance kernel for both groups:
+        a head candidate is scored as ``-||(e_t - w_r) - e_h||``, a tail candidate as ``-||(e_h + w_r) - e_t||``."""
+        if (
+            self.inverse_relations
+            or self._regularizing
+            or heads.dim() != 2
+            or tails.dim() != 2
+            or heads.shape[1] != tails.shape[1]
+        ):
+            return super().score_h_and_t(rt, heads, hr, tails)
+        _check_index(rt, 2, "rt")
+        _check_index(hr, 2, "hr")
+        _check_candidates(heads, rt.shape[0], "heads")
+        _check_candidates(tails, hr.shape[0], "tails")
+        anchors, table, candidates = self._rows_and_table(
+            torch.cat([rt[:, 1], hr[:, 0]]), torch.cat([heads, tails])
+        )
+        w = self.relation(torch.cat([rt[:, 0], hr[:, 1]]))
+        sign = torch.ones(w.shape[0], 1, dtype=w.dtype, device=w.device)
+        sign[: rt.shape[0]] = -1.0
+        return -lp_distances(torch.addcmul(anchors, sign, w), table, self.p, candidates)
+
     def _score_r(self, h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # ||e_h + w_r - e_t|| = ||w_r - (e_t - e_h)||
         ht = self.entity(torch.cat([h, t]))
         if self.normalize_entities:  # row-wise: the same as gathering from the normalised table
-            ht = F.normalize(ht, p=2.0, dim=-1)
+            ht = unit_rows(ht)
         x, y = ht[: h.shape[0]], ht[h.shape[0] :]
         self._regularize(x, y)
         return -lp_distances(y - x, self.relation.weight, self.p)

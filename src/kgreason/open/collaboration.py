@@ -82,7 +82,9 @@ class TextEdgeMemory(nn.Module):
     edges: torch.Tensor
     counts: torch.Tensor
 
-    def __init__(self, num_entities: int, num_relations: int, max_per_entity: int = 16, min_count: int = 1) -> None:
+    def __init__(
+        self, num_entities: int, num_relations: int, max_per_entity: int = 16, min_count: int = 1
+    ) -> None:
         super().__init__()
         if max_per_entity < 1:
             raise ValueError(f"max_per_entity must be >= 1, got {max_per_entity}")
@@ -167,8 +169,14 @@ class TextEdgeMemory(nn.Module):
         return relations[entities], targets[entities], mask[entities]
 
     def _load_from_state_dict(
-        self, state_dict: dict[str, Any], prefix: str, local_metadata: Any, strict: bool, missing: list[str],
-        unexpected: list[str], errors: list[str],
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: Any,
+        strict: bool,
+        missing: list[str],
+        unexpected: list[str],
+        errors: list[str],
     ) -> None:
         for name in ("edges", "counts"):  # the memory grows: take the saved size
             saved = state_dict.get(prefix + name)
@@ -225,13 +233,17 @@ class TextCandidateSource:
         """Extra actions of walkers at ``current: LongTensor[W]``: ``[W, k + M]`` tensors (see the class doc)."""
         if not self.enabled:
             return None
-        s = self.extractor.suggest(current, self.k, self.threshold, sample=self.explore, generator=self.generator)
+        s = self.extractor.suggest(
+            current, self.k, self.threshold, sample=self.explore, generator=self.generator
+        )
         relations, targets, mask = s.relations, s.targets, s.mask
         origin = torch.full_like(relations, SUGGESTED)
         if self.memory is not None and len(self.memory):
             m_rel, m_tgt, m_mask = self.memory.edges_out(current)
             m_rel, m_tgt, m_mask = (x.to(relations.device) for x in (m_rel, m_tgt, m_mask))
-            same = (m_rel.unsqueeze(2) == relations.unsqueeze(1)) & (m_tgt.unsqueeze(2) == targets.unsqueeze(1))
+            same = (m_rel.unsqueeze(2) == relations.unsqueeze(1)) & (
+                m_tgt.unsqueeze(2) == targets.unsqueeze(1)
+            )
             m_mask = m_mask & ~(same & mask.unsqueeze(1)).any(dim=2)
             relations = torch.cat([relations, m_rel], dim=1)
             targets = torch.cat([targets, m_tgt], dim=1)
@@ -254,7 +266,9 @@ class AdaptiveSampling:
     def __init__(self, rate: float = 0.0) -> None:
         self.rate = rate
 
-    def __call__(self, step: int, weights: FloatTensor, actions: ActionSpace, rows: LongTensor) -> FloatTensor:
+    def __call__(
+        self, step: int, weights: FloatTensor, actions: ActionSpace, rows: LongTensor
+    ) -> FloatTensor:
         """``weights: FloatTensor[n, A]`` (row ``i`` belongs to action row ``rows[i]``) -> adjusted weights."""
         if self.rate <= 0.0 or actions.origin is None:
             return weights

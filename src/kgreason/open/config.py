@@ -36,7 +36,9 @@ __all__ = ["CPL_RESUMABLE_KEYS", "METHODS", "VARIANTS", "CPLConfig", "default_re
 METHODS = ("cpl", "minerva", "two_step")
 
 #: fields that may change when a run is resumed (they do not change what is computed)
-CPL_RESUMABLE_KEYS = frozenset({"epochs", "device", "checkpoint_every", "data_dir", "corpus_path", "eval_batch_size"})
+CPL_RESUMABLE_KEYS = frozenset(
+    {"epochs", "device", "checkpoint_every", "data_dir", "corpus_path", "eval_batch_size"}
+)
 
 
 def default_reasoner_config() -> WalkerConfig:
@@ -182,7 +184,9 @@ class CPLConfig:
         if not 0.0 < self.subsample <= 1.0:
             raise ValueError(f"subsample must be in (0, 1], got {self.subsample}")
         if self.epochs < 1 or self.pretrain_epochs < 0:
-            raise ValueError(f"need epochs >= 1 and pretrain_epochs >= 0, got {self.epochs}, {self.pretrain_epochs}")
+            raise ValueError(
+                f"need epochs >= 1 and pretrain_epochs >= 0, got {self.epochs}, {self.pretrain_epochs}"
+            )
         if self.method == "cpl" and self.pretrain_epochs >= self.epochs:
             raise ValueError(
                 f"CPL needs joint epochs: epochs ({self.epochs}) must exceed pretrain_epochs ({self.pretrain_epochs})"

@@ -328,7 +328,9 @@ class FactExtractor(nn.Module):
             uniform = torch.rand(key.shape, device=self.device, generator=generator)
             key = key - torch.log(-torch.log(uniform.clamp(min=1e-20)))
         key = key.masked_fill(~selectable[rows], -math.inf)
-        if sample:  # Gumbel keys have no ties (almost surely): a top-k is enough, and much cheaper than a sort
+        if (
+            sample
+        ):  # Gumbel keys have no ties (almost surely): a top-k is enough, and much cheaper than a sort
             top = torch.topk(key, min(k, key.shape[1]), dim=1).indices  # [rows, k']
         else:
             top = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]  # [rows, k']

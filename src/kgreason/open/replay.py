@@ -178,7 +178,9 @@ def replay_log_probs(policy: WalkerPolicy, env: WalkEnvironment, batch: ReplayBa
         if t > 0:
             history = policy.advance(tables, history, None, rel[:, t - 1], ent[:, t - 1])
         actions = episode.actions(t, current, rows)
-        match = (actions.relations == rel[:, t : t + 1]) & (actions.targets == ent[:, t : t + 1]) & actions.mask
+        match = (
+            (actions.relations == rel[:, t : t + 1]) & (actions.targets == ent[:, t : t + 1]) & actions.mask
+        )
         found = match.any(dim=1)
         relations = torch.cat([actions.relations, rel[:, t : t + 1]], dim=1)
         targets = torch.cat([actions.targets, ent[:, t : t + 1]], dim=1)

@@ -178,7 +178,9 @@ class CPLTrainingLoop(RolloutTrainingLoop):
     ) -> None:
         dev = resolve_device(device if device is not None else config.device)
         agents.to(dev)
-        groups: list[dict[str, Any]] = [{"params": list(agents.policy.parameters()), "lr": config.reasoner.lr}]
+        groups: list[dict[str, Any]] = [
+            {"params": list(agents.policy.parameters()), "lr": config.reasoner.lr}
+        ]
         if agents.extractor is not None and config.trains_extractor:
             params = [p for p in agents.extractor.parameters() if p.requires_grad]
             groups.append({"params": params, "lr": config.extractor_lr})
@@ -235,7 +237,9 @@ class CPLTrainingLoop(RolloutTrainingLoop):
             yield batch
             if i % cfg.reasoner_iterations == 0:
                 for _ in range(cfg.extractor_iterations):
-                    pick = torch.randint(n, (min(bs, n),), generator=self.generator, device=self.generator.device)
+                    pick = torch.randint(
+                        n, (min(bs, n),), generator=self.generator, device=self.generator.device
+                    )
                     yield self.triples[pick.to(self.device)]
 
     def phase(self, epoch: int, batch_index: int) -> str:
@@ -272,7 +276,9 @@ class CPLTrainingLoop(RolloutTrainingLoop):
                 epsilon=rc.action_dropout_epsilon,
                 generator=self.generator,
             )
-        rewards = shaped_reward(episode.queries, rollout.final_entities, rc.num_rollouts, None)  # binary, γ = 1
+        rewards = shaped_reward(
+            episode.queries, rollout.final_entities, rc.num_rollouts, None
+        )  # binary, γ = 1
         positive = rewards > 0
         text_edges = rewarded_text_edges(rollout, positive)
         # adaptive sampling: extra experience with raised text priority (never in the on-policy gradient)
@@ -280,8 +286,13 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         if joint and self.adaptive.rate > 0:
             with torch.no_grad():
                 boosted = sample_rollouts(
-                    self.policy, episode, rc.num_rollouts, action_dropout=rc.action_dropout_at(epoch),
-                    epsilon=rc.action_dropout_epsilon, generator=self.generator, sampling_hook=self.adaptive,
+                    self.policy,
+                    episode,
+                    rc.num_rollouts,
+                    action_dropout=rc.action_dropout_at(epoch),
+                    epsilon=rc.action_dropout_epsilon,
+                    generator=self.generator,
+                    sampling_hook=self.adaptive,
                 )
             boosted_positive = boosted.hits()
             boosted_edges = rewarded_text_edges(boosted, boosted_positive)
@@ -335,15 +346,22 @@ class CPLTrainingLoop(RolloutTrainingLoop):
                 loss = extractor_reinforce_loss(log_probs, torch.ones_like(log_probs))
         cfg = self.cpl_config
         if cfg.extractor_supervision > 0 and self.ds_instances is not None and len(self.ds_instances):
-            pick = torch.randint(len(self.ds_instances), (cfg.extractor_supervision_batch,),
-                                 generator=self.generator, device=self.generator.device).to(self.device)
+            pick = torch.randint(
+                len(self.ds_instances),
+                (cfg.extractor_supervision_batch,),
+                generator=self.generator,
+                device=self.generator.device,
+            ).to(self.device)
             loss = loss + cfg.extractor_supervision * distant_supervision_loss(
                 extractor.encoder, extractor.bags, self.ds_instances[pick], self.ds_weights
             )
         return loss
 
     def extra_state_dict(self) -> dict[str, Any]:
-        return {**super().extra_state_dict(), "replay": self.replay.state_dict() if self.replay is not None else None}
+        return {
+            **super().extra_state_dict(),
+            "replay": self.replay.state_dict() if self.replay is not None else None,
+        }
 
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
         super().load_extra_state_dict(state)
@@ -445,7 +463,10 @@ class SelectionEvaluationCallback(EvaluationCallback):
             self.model.eval()
             try:
                 share = decoded_text_share(
-                    self.text_share.policy, self.text_share.env, self.triples, self.text_share.beam_size,
+                    self.text_share.policy,
+                    self.text_share.env,
+                    self.triples,
+                    self.text_share.beam_size,
                     self.text_share.batch_size,
                 )
             finally:
@@ -492,7 +513,9 @@ class CPLResult:
     def scorer(self, beam_size: int | None = None) -> WalkerScorer:
         """A :class:`WalkerScorer` over the trained agents (text candidates on for CPL)."""
         rc = self.config.reasoner
-        return WalkerScorer(self.agents.policy, self.env, beam_size or rc.beam_size, batch_size=rc.eval_batch_size)
+        return WalkerScorer(
+            self.agents.policy, self.env, beam_size or rc.beam_size, batch_size=rc.eval_batch_size
+        )
 
     def test_summary(self) -> dict[str, float]:
         """``{"hits_at_5", "hits_at_10", "mrr"}`` of the test split (tail, filtered, realistic)."""
@@ -583,7 +606,11 @@ def _pretrained_extractor(
         encoder.to(device)
     else:
         pretrain_extractor(
-            encoder, bags, epochs=cfg.extractor_pretrain_epochs, lr=cfg.extractor_pretrain_lr, seed=cfg.seed,
+            encoder,
+            bags,
+            epochs=cfg.extractor_pretrain_epochs,
+            lr=cfg.extractor_pretrain_lr,
+            seed=cfg.seed,
             device=device,
         )
     seconds = time.perf_counter() - start
@@ -623,7 +650,11 @@ def _fit(
     start = cfg.pretrain_epochs if cfg.method == "cpl" else 0
     builtin.append(
         SelectionEvaluationCallback(
-            evaluator, valid, scorer=scorer, start=start, every=cfg.eval_every,
+            evaluator,
+            valid,
+            scorer=scorer,
+            start=start,
+            every=cfg.eval_every,
             text_share=scorer if cfg.method == "cpl" else None,
         )
     )
@@ -633,8 +664,9 @@ def _fit(
         best_path=best_weights_path(checkpoint_dir),
     )
     builtin.append(early)
-    loop = CPLTrainingLoop(agents, env, queries, cfg, source=source, callbacks=[*builtin, *(callbacks or [])],
-                           device=device)
+    loop = CPLTrainingLoop(
+        agents, env, queries, cfg, source=source, callbacks=[*builtin, *(callbacks or [])], device=device
+    )
     _, seconds = timed_train(loop, cfg.epochs, checkpoint_dir, cfg.checkpoint_every, resume)
     loop.set_text(cfg.method == "cpl")  # the selected model reasons with text (the extractor's top-k)
     agents.eval()
@@ -694,7 +726,9 @@ def train_cpl(
     rc = cfg.reasoner
     evaluation = torch.cat([ds.valid, ds.test])
     graph = ActionGraph.from_dataset(ds, max_actions=rc.max_actions, device=device)
-    known = torch.cat([graph.triples.cpu(), evaluation])  # never suggested: graph edges and evaluation triples
+    known = torch.cat(
+        [graph.triples.cpu(), evaluation]
+    )  # never suggested: graph edges and evaluation triples
     from kgreason.evaluation import RankBasedEvaluator
 
     evaluator = RankBasedEvaluator(
@@ -722,13 +756,21 @@ def train_cpl(
         fits: dict[float, tuple[Any, ...]] = {}
         for th in cfg.two_step_thresholds:
             facts, _ = extracted_facts(extractor, th)
-            g = augmented_graph(ds.train, facts, ds.num_entities, ds.num_relations, rc.max_actions,
-                                exclude=evaluation, device=device)
+            g = augmented_graph(
+                ds.train,
+                facts,
+                ds.num_entities,
+                ds.num_relations,
+                rc.max_actions,
+                exclude=evaluation,
+                device=device,
+            )
             env = WalkEnvironment(g, rc.num_steps)
             agents = CollaborativeAgents(_make_policy(ds, cfg))
             sub = ckpt / f"threshold_{th:g}" if ckpt is not None else None
-            loop, early, seconds = _fit(agents, env, g.triples, cfg, None, evaluator, ds.valid, device, sub, resume,
-                                        callbacks)
+            loop, early, seconds = _fit(
+                agents, env, g.triples, cfg, None, evaluator, ds.valid, device, sub, resume, callbacks
+            )
             two_step.valid[th] = float(early.best_value) if early.best_value is not None else -math.inf
             two_step.added[th] = int(len(facts))
             fits[th] = (agents, env, loop, early, seconds, g)
@@ -742,17 +784,26 @@ def train_cpl(
         if cfg.method == "cpl":
             assert extractor is not None
             memory = (
-                TextEdgeMemory(ds.num_entities, ds.num_relations, cfg.kept_edges_per_entity, cfg.kept_edge_min_count)
+                TextEdgeMemory(
+                    ds.num_entities, ds.num_relations, cfg.kept_edges_per_entity, cfg.kept_edge_min_count
+                )
                 if cfg.keep_rewarded_edges
                 else None
             )
             source = TextCandidateSource(
-                extractor, cfg.suggestions, cfg.suggestion_threshold, memory, mask_query_pair=cfg.mask_query_pair_text
+                extractor,
+                cfg.suggestions,
+                cfg.suggestion_threshold,
+                memory,
+                mask_query_pair=cfg.mask_query_pair_text,
             )
         env = WalkEnvironment(graph, rc.num_steps, candidate_source=source)
-        agents = CollaborativeAgents(_make_policy(ds, cfg), extractor if cfg.method == "cpl" else None, memory)
-        loop, early, seconds = _fit(agents, env, graph.triples, cfg, source, evaluator, ds.valid, device, ckpt,
-                                    resume, callbacks)
+        agents = CollaborativeAgents(
+            _make_policy(ds, cfg), extractor if cfg.method == "cpl" else None, memory
+        )
+        loop, early, seconds = _fit(
+            agents, env, graph.triples, cfg, source, evaluator, ds.valid, device, ckpt, resume, callbacks
+        )
 
     metrics = None
     test_share: dict[str, float] = {}
@@ -812,12 +863,16 @@ def _write_run_dir(
     save_policy(agents.policy, run_dir)
     if extractor is not None:
         atomic_torch_save(
-            {"config": dict(extractor.encoder.config),
-             "state": {k: v.cpu() for k, v in extractor.encoder.state_dict().items()}},
+            {
+                "config": dict(extractor.encoder.config),
+                "state": {k: v.cpu() for k, v in extractor.encoder.state_dict().items()},
+            },
             run_dir / EXTRACTOR_FILE,
         )
     if agents.memory is not None:
-        atomic_torch_save({k: v.cpu() for k, v in agents.memory.state_dict().items()}, run_dir / TEXT_EDGES_FILE)
+        atomic_torch_save(
+            {k: v.cpu() for k, v in agents.memory.state_dict().items()}, run_dir / TEXT_EDGES_FILE
+        )
     if two_step is not None:
         write_json(run_dir / TWO_STEP_FILE, two_step.to_dict())
     write_training_outputs(run_dir, loop.history, list(_CSV_KEYS), f"{cfg.variant} on {cfg.dataset}")
@@ -917,11 +972,17 @@ def load_cpl(run_dir: str | os.PathLike[str], device: str | torch.device | None 
         encoder = PCNNAttention(**ex_state["config"])
         encoder.load_state_dict(ex_state["state"])
         encoder.to(dev)
-        extractor = FactExtractor(encoder, bags, len(entities), inverse=True, known_triples=saved["extractor_known"])
+        extractor = FactExtractor(
+            encoder, bags, len(entities), inverse=True, known_triples=saved["extractor_known"]
+        )
     if cfg.method == "cpl" and extractor is not None:
         if (run_dir / TEXT_EDGES_FILE).exists():
-            memory = TextEdgeMemory(len(entities), len(relations), cfg.kept_edges_per_entity, cfg.kept_edge_min_count)
-            memory.load_state_dict(torch.load(run_dir / TEXT_EDGES_FILE, map_location="cpu", weights_only=True))
+            memory = TextEdgeMemory(
+                len(entities), len(relations), cfg.kept_edges_per_entity, cfg.kept_edge_min_count
+            )
+            memory.load_state_dict(
+                torch.load(run_dir / TEXT_EDGES_FILE, map_location="cpu", weights_only=True)
+            )
             memory.to(dev)
         source = TextCandidateSource(extractor, cfg.suggestions, cfg.suggestion_threshold, memory)
     env = WalkEnvironment(graph, cfg.reasoner.num_steps, candidate_source=source)
@@ -990,14 +1051,21 @@ def explain_cpl(
     dev = run.env.device
     run.agents.eval()
     result = beam_search(
-        run.agents.policy, run.env,
+        run.agents.policy,
+        run.env,
         Queries(torch.tensor([h], device=dev), torch.tensor([r], device=dev)),
-        beam_size or run.config.reasoner.beam_size, return_trace=True,
+        beam_size or run.config.reasoner.beam_size,
+        return_trace=True,
     )
     R = len(run.relations)
     answers = answers_from_beam(
-        result, 0, top_k, paths_per_answer,
-        entity_label=run.entities.label, relation_label=run.relations.label, num_relations=R,
+        result,
+        0,
+        top_k,
+        paths_per_answer,
+        entity_label=run.entities.label,
+        relation_label=run.relations.label,
+        num_relations=R,
         origin_names=ORIGIN_NAMES,
     )
     out: list[ExplainedAnswer] = []
@@ -1014,10 +1082,17 @@ def explain_cpl(
                     # the fact as the corpus states it: (t, r, h) for an inverse edge (h, r + R, t)
                     h, t = (prev, s.entity) if s.relation < R else (s.entity, prev)
                     found.append(
-                        TextEvidence(i, run.entities.label(h), run.relations.label(s.relation % R),
-                                     run.entities.label(t), sentences)
+                        TextEvidence(
+                            i,
+                            run.entities.label(h),
+                            run.relations.label(s.relation % R),
+                            run.entities.label(t),
+                            sentences,
+                        )
                     )
                 prev = s.entity
             evidence.append(found)
-        out.append(ExplainedAnswer(entity=a.entity, score=a.score, paths=a.paths, label=a.label, evidence=evidence))
+        out.append(
+            ExplainedAnswer(entity=a.entity, score=a.score, paths=a.paths, label=a.label, evidence=evidence)
+        )
     return out

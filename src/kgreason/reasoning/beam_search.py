@@ -110,7 +110,9 @@ def beam_search(
             history = policy.advance(tables, history, hist_pos[parent_full[alive]], rel[alive], ent[alive])
         cur = current[alive]
         actions = episode.actions(t, cur, qidx)
-        logits = policy.scores(tables, history.top, cur, q.relations[qidx], actions.relations, actions.targets)
+        logits = policy.scores(
+            tables, history.top, cur, q.relations[qidx], actions.relations, actions.targets
+        )
         logp = masked_log_softmax(logits, actions.mask)
         A = actions.num_actions
         alive_total = flat_score[alive].unsqueeze(1) + logp  # [n_alive, A]
@@ -141,7 +143,11 @@ def beam_search(
         rel = actions.relations[rows, action.reshape(-1)]
         ent = actions.targets[rows, action.reshape(-1)]
         if return_trace:
-            org = actions.origin[rows, action.reshape(-1)] if actions.origin is not None else torch.zeros_like(rel)
+            org = (
+                actions.origin[rows, action.reshape(-1)]
+                if actions.origin is not None
+                else torch.zeros_like(rel)
+            )
             steps.append(
                 BeamStep(
                     parent=parent_in_beam,
@@ -197,7 +203,9 @@ class WalkerScorer:
             ~32 MB are slower to allocate, so moderate batches decode faster).
     """
 
-    def __init__(self, policy: WalkerPolicy, env: WalkEnvironment, beam_size: int, batch_size: int = 32) -> None:
+    def __init__(
+        self, policy: WalkerPolicy, env: WalkEnvironment, beam_size: int, batch_size: int = 32
+    ) -> None:
         self.policy = policy
         self.env = env
         self.beam_size = beam_size
@@ -224,9 +232,7 @@ class WalkerScorer:
     def score_t(self, hr: LongTensor) -> FloatTensor:
         """``hr: LongTensor[b, 2]`` -> ``FloatTensor[b, E]`` (log-prob of the best path; ``-inf`` if unreached)."""
         hr = hr.to(self.env.device)
-        outs = [
-            self.decode(Queries(chunk[:, 0], chunk[:, 1])).scores for chunk in hr.split(self.batch_size)
-        ]
+        outs = [self.decode(Queries(chunk[:, 0], chunk[:, 1])).scores for chunk in hr.split(self.batch_size)]
         if not outs:
             return torch.empty(0, self.num_entities, device=self.env.device)
         return torch.cat(outs)

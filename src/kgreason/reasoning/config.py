@@ -128,7 +128,9 @@ class WalkerConfig:
         if not 0.0 <= self.action_dropout < 1.0:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if self.restarts < 1 or self.restart_epochs < 1:
-            raise ValueError(f"restarts and restart_epochs must be >= 1, got {self.restarts}, {self.restart_epochs}")
+            raise ValueError(
+                f"restarts and restart_epochs must be >= 1, got {self.restarts}, {self.restart_epochs}"
+            )
         if self.embedding_dropout_mode not in ("table", "per_use"):
             raise ValueError(
                 f"embedding_dropout_mode must be 'table' or 'per_use', got {self.embedding_dropout_mode!r}"
@@ -137,7 +139,9 @@ class WalkerConfig:
             raise ValueError(f"baseline must be 'none' or 'moving_average', got {self.baseline!r}")
         bad = [s for s in self.eval_sides if s not in ("head", "tail")]
         if bad or not self.eval_sides:
-            raise ValueError(f"eval_sides must be a non-empty subset of ['head', 'tail'], got {self.eval_sides}")
+            raise ValueError(
+                f"eval_sides must be a non-empty subset of ['head', 'tail'], got {self.eval_sides}"
+            )
 
     # ---- schedules ----------------------------------------------------------------------------------------
 
@@ -218,11 +222,19 @@ PLATEAU_SCHEDULE: dict[str, Any] = {"mode": "max", "factor": 0.3, "patience": 4,
 #: UMLS and Kinship use lr 3e-3 (the top of the paper's search range; the reference used 1e-3): on UMLS the dev
 #: MRR rises faster over the first 40 epochs; and :data:`PLATEAU_SCHEDULE` (docs/benchmarks.md, "Walker quality")
 PRESETS: Registry[dict[str, Any]] = Registry("walker preset")
-PRESETS.add("umls", _preset("umls", 2, 400, 0.95, 0.05, 128, 3e-3, 5.0, 0.1, 0.0, 1000, 200, 128, plateau=True))
-PRESETS.add("kinship", _preset("kinship", 2, 400, 0.9, 0.05, 128, 3e-3, 5.0, 0.3, 0.1, 1000, 400, 128, plateau=True))
-PRESETS.add("fb15k-237", _preset("fb15k-237", 3, 400, 0.5, 0.02, 128, 1e-3, None, 0.3, 0.1, 40, 100, 128), "fb15k237")
+PRESETS.add(
+    "umls", _preset("umls", 2, 400, 0.95, 0.05, 128, 3e-3, 5.0, 0.1, 0.0, 1000, 200, 128, plateau=True)
+)
+PRESETS.add(
+    "kinship", _preset("kinship", 2, 400, 0.9, 0.05, 128, 3e-3, 5.0, 0.3, 0.1, 1000, 400, 128, plateau=True)
+)
+PRESETS.add(
+    "fb15k-237", _preset("fb15k-237", 3, 400, 0.5, 0.02, 128, 1e-3, None, 0.3, 0.1, 40, 100, 128), "fb15k237"
+)
 PRESETS.add("wn18rr", _preset("wn18rr", 3, 500, 0.1, 0.0, 512, 1e-3, None, 0.1, 0.1, 10, 10, 128))
-PRESETS.add("nell-995", _preset("nell-995", 3, 256, 0.1, 0.05, 128, 3e-3, 5.0, 0.1, 0.1, 30, 300, 512), "nell995")
+PRESETS.add(
+    "nell-995", _preset("nell-995", 3, 256, 0.1, 0.05, 128, 3e-3, 5.0, 0.1, 0.1, 30, 300, 512), "nell995"
+)
 
 #: action dropout of the reference's no-reward-shaping ("point") configurations
 NO_SHAPING_ACTION_DROPOUT = {"umls": 0.9, "kinship": 0.9, "fb15k-237": 0.5, "wn18rr": 0.5, "nell-995": 0.3}

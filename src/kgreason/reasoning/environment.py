@@ -130,7 +130,9 @@ class WalkEnvironment:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         self.graph = graph
         self.num_steps = num_steps
-        self.known_answers = (known_answers if known_answers is not None else graph.answer_index()).to(graph.device)
+        self.known_answers = (known_answers if known_answers is not None else graph.answer_index()).to(
+            graph.device
+        )
         self.candidate_source = candidate_source
 
     @property

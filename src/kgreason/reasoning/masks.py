@@ -14,7 +14,9 @@ from kgreason.typing import BoolTensor, FloatTensor
 __all__ = ["bernoulli_keep", "dropout"]
 
 
-def bernoulli_keep(shape: tuple[int, ...], rate: float, generator: torch.Generator | None, device: torch.device) -> BoolTensor:
+def bernoulli_keep(
+    shape: tuple[int, ...], rate: float, generator: torch.Generator | None, device: torch.device
+) -> BoolTensor:
     """``BoolTensor[shape]``, each entry ``True`` with probability ``1 - rate`` (resolution ``2^-16``).
 
     Draws 16 random bits per entry from 64-bit integers (about 3x faster than ``torch.rand`` on CPU).
@@ -25,7 +27,9 @@ def bernoulli_keep(shape: tuple[int, ...], rate: float, generator: torch.Generat
     n = 1
     for s in shape:
         n *= s
-    bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), generator=generator, device=device, dtype=torch.int64)
+    bits = torch.randint(
+        -(2**63), 2**63 - 1, ((n + 3) // 4,), generator=generator, device=device, dtype=torch.int64
+    )
     return (bits.view(torch.int16)[:n] >= threshold).view(shape)
 
 

@@ -147,4 +147,3 @@ def _backtrack(result: BeamSearchResult, row: int, column: int, source: int) -> 
         )
         col = int(step.parent[row, col])
     return Path(source=source, steps=list(reversed(steps_rev)), log_prob=log_prob)
-

@@ -136,7 +136,9 @@ class _GatheredDot(torch.autograd.Function):
             grad_table = torch.zeros_like(table)
             rows = _chunk_rows(index.shape[1], table.shape[1])
             for xc, i, g in zip(x.split(rows), index.split(rows), grad.split(rows)):
-                grad_table.index_add_(0, i.reshape(-1), (g.unsqueeze(-1) * xc.unsqueeze(1)).reshape(-1, x.shape[1]))
+                grad_table.index_add_(
+                    0, i.reshape(-1), (g.unsqueeze(-1) * xc.unsqueeze(1)).reshape(-1, x.shape[1])
+                )
         return grad_x, grad_table, None
 
 
@@ -186,7 +188,9 @@ class WalkerPolicy(nn.Module):
         if history_layers < 1:
             raise ValueError(f"history_layers must be >= 1, got {history_layers}")
         if embedding_dropout_mode not in ("table", "per_use"):
-            raise ValueError(f"embedding_dropout_mode must be 'table' or 'per_use', got {embedding_dropout_mode!r}")
+            raise ValueError(
+                f"embedding_dropout_mode must be 'table' or 'per_use', got {embedding_dropout_mode!r}"
+            )
         if entity_scoring not in ("auto", "dense", "gather"):
             raise ValueError(f"entity_scoring must be 'auto', 'dense' or 'gather', got {entity_scoring!r}")
         self.num_entities = num_entities
@@ -269,7 +273,9 @@ class WalkerPolicy(nn.Module):
             parent = torch.arange(n, device=relations.device)
         w0 = self.lstm_ih[0]
         if tables.use_dropout > 0.0:  # per-use dropout: gather, drop, project per walker
-            inputs = torch.cat([F.embedding(relations, tables.relation), F.embedding(entities, tables.entity)], 1)
+            inputs = torch.cat(
+                [F.embedding(relations, tables.relation), F.embedding(entities, tables.entity)], 1
+            )
             gates = torch.addmm(self.lstm_bias[0], dropout(inputs, tables.use_dropout), w0.t())
             if prev is not None:
                 assert parent is not None
@@ -293,7 +299,9 @@ class WalkerPolicy(nn.Module):
             gates = torch.addmm(gates, F.embedding(entities, tables.entity), w0[:, d:].t())
         return self._lstm_layers(prev, parent, gates)
 
-    def _lstm_layers(self, prev: HistoryState | None, parent: LongTensor | None, gates: FloatTensor) -> HistoryState:
+    def _lstm_layers(
+        self, prev: HistoryState | None, parent: LongTensor | None, gates: FloatTensor
+    ) -> HistoryState:
         """The LSTM cells of every layer, given layer 0's gate pre-activations ``gates: FloatTensor[n, 4H]``."""
         H = self.history_dim
         n = gates.shape[0]
@@ -308,7 +316,9 @@ class WalkerPolicy(nn.Module):
                 else:
                     base = bias.expand(n, 4 * H)
                 gates = torch.addmm(base, hs[-1], self.lstm_ih[layer].t())
-            ifo, g = gates.split([3 * H, H], dim=1)  # split (not slicing): its backward is a cat, no zero-fill
+            ifo, g = gates.split(
+                [3 * H, H], dim=1
+            )  # split (not slicing): its backward is a cat, no zero-fill
             i, f, o = torch.sigmoid(ifo).split(H, dim=1)
             c = i * torch.tanh(g)
             if prev is not None:
@@ -420,7 +430,9 @@ class WalkerPolicy(nn.Module):
         over the gathered target embeddings (gather); never materialises ``[W, A, 2d]``.
         """
         d = self.embedding_dim
-        scores = self._pair_scores(x[:, :d], x[:, d:], tables.relation, tables.entity, action_relations, action_targets)
+        scores = self._pair_scores(
+            x[:, :d], x[:, d:], tables.relation, tables.entity, action_relations, action_targets
+        )
         if tables.use_dropout == 0.0:
             return scores
         # per-use dropout of the action embeddings, by its Gaussian approximation (the "local reparameterisation"
@@ -429,7 +441,12 @@ class WalkerPolicy(nn.Module):
         p = tables.use_dropout
         x2 = x * x
         variance = self._pair_scores(
-            x2[:, :d], x2[:, d:], tables.relation.square(), tables.entity.square(), action_relations, action_targets
+            x2[:, :d],
+            x2[:, d:],
+            tables.relation.square(),
+            tables.entity.square(),
+            action_relations,
+            action_targets,
         )
         noise = torch.randn_like(scores)
         return scores + noise * torch.sqrt(variance * (p / (1.0 - p)) + 1e-12)
@@ -490,7 +507,9 @@ def save_policy(policy: WalkerPolicy, directory: str | os.PathLike[str]) -> Path
     return directory
 
 
-def load_policy(directory: str | os.PathLike[str], map_location: str | torch.device | None = None) -> WalkerPolicy:
+def load_policy(
+    directory: str | os.PathLike[str], map_location: str | torch.device | None = None
+) -> WalkerPolicy:
     """Rebuild the policy saved by :func:`save_policy` (in eval mode)."""
     from kgreason.io import read_json
 

@@ -162,7 +162,9 @@ def sample_rollouts(
     # step 0: the policy runs once per query; N actions are sampled from it (each with its own dropout mask)
     history = policy.start_history(tables, queries.sources)
     actions = episode.actions(0, queries.sources, qidx_b)
-    logp, probs, entropy = _policy_step(policy, tables, history.top, queries.sources, queries.relations, actions)
+    logp, probs, entropy = _policy_step(
+        policy, tables, history.top, queries.sources, queries.relations, actions
+    )
     weights = action_dropout_distribution(probs.detach(), actions.mask, action_dropout, epsilon, generator, N)
     if sampling_hook is not None:
         weights = sampling_hook(0, weights, actions, qidx)
@@ -177,9 +179,13 @@ def sample_rollouts(
         history = policy.advance(tables, history, parent, rel, ent)
         parent = None
         actions = episode.actions(t, ent, qidx)
-        logp, probs, entropy = _policy_step(policy, tables, history.top, ent, queries.relations[qidx], actions)
+        logp, probs, entropy = _policy_step(
+            policy, tables, history.top, ent, queries.relations[qidx], actions
+        )
         entropies.append(entropy)
-        weights = action_dropout_distribution(probs.detach(), actions.mask, action_dropout, epsilon, generator)
+        weights = action_dropout_distribution(
+            probs.detach(), actions.mask, action_dropout, epsilon, generator
+        )
         if sampling_hook is not None:
             weights = sampling_hook(t, weights, actions, rows)
         choice = sample_actions(weights, generator)

@@ -83,7 +83,7 @@ def select_start(
         key = _record_key(config)
         if {k: record.get(k) for k in key} != key:
             raise RestartsMismatchError(
-                f"{record_path}: written with {({k: record.get(k) for k in key})}, this run has {key}; "
+                f"{record_path}: written with { ({k: record.get(k) for k in key}) }, this run has {key}; "
                 "pass the same seed / restarts / restart_epochs, or start afresh (--no-resume)"
             )
         return dataclasses.replace(config, seed=int(record["chosen_seed"]))
@@ -92,13 +92,25 @@ def select_start(
     for k in range(config.restarts):
         seed = config.seed + k
         directory = run_dir / RESTARTS_DIR / f"seed-{seed}"
-        result = train(dataset, config.reward_model_dir, directory, candidate_config(config, seed), resume=resume,
-                       evaluate=False)
+        result = train(
+            dataset,
+            config.reward_model_dir,
+            directory,
+            candidate_config(config, seed),
+            resume=resume,
+            evaluate=False,
+        )
         history = result.loop.history.metric(metric_key)
         if not history:
             raise RuntimeError(f"candidate {directory} recorded no {metric_key!r}")
-        candidates.append({"seed": seed, "dir": str(directory.relative_to(run_dir)), metric_key: history[-1][1],
-                           "epoch": history[-1][0]})
+        candidates.append(
+            {
+                "seed": seed,
+                "dir": str(directory.relative_to(run_dir)),
+                metric_key: history[-1][1],
+                "epoch": history[-1][0],
+            }
+        )
     best = max(candidates, key=lambda c: float(c[metric_key]))  # the first of equals
     if is_main_process():
         source = run_dir / str(best["dir"]) / CHECKPOINT_DIR
@@ -108,7 +120,14 @@ def select_start(
         shutil.copytree(source, staging)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-        write_json(record_path, {**_record_key(config), "metric": metric_key, "candidates": candidates,
-                                 "chosen_seed": best["seed"]})
+        write_json(
+            record_path,
+            {
+                **_record_key(config),
+                "metric": metric_key,
+                "candidates": candidates,
+                "chosen_seed": best["seed"],
+            },
+        )
     barrier()
     return dataclasses.replace(config, seed=int(best["seed"]))

@@ -46,7 +46,10 @@ class RewardShaper(nn.Module):
 
     @classmethod
     def from_run_dir(
-        cls, run_dir: str | os.PathLike[str], num_relations: int | None = None, device: torch.device | str | None = None
+        cls,
+        run_dir: str | os.PathLike[str],
+        num_relations: int | None = None,
+        device: torch.device | str | None = None,
     ) -> RewardShaper:
         """Load the KGE model saved in a kgreason KGE run directory (``model.pt`` + ``model.json``)."""
         from kgreason.models import load_model

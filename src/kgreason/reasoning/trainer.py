@@ -112,7 +112,13 @@ class RolloutTrainingLoop(TrainingLoop):
         **loop_kwargs: Any,
     ) -> None:
         super().__init__(
-            model, optimizer=optimizer, lr=lr, device=device, seed=seed, callbacks=callbacks, config=config,
+            model,
+            optimizer=optimizer,
+            lr=lr,
+            device=device,
+            seed=seed,
+            callbacks=callbacks,
+            config=config,
             **loop_kwargs,
         )
         self.reasoner_config = reasoner_config

@@ -83,7 +83,10 @@ def check_run_dir(run_dir: Path, config: Any, dataset: Dataset, resumable_keys: 
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.exists():
         diff = resume_diff(
-            load_config_dict(cfg_path), config_to_dict(config), resumable_keys, defaults=config_defaults(type(config))
+            load_config_dict(cfg_path),
+            config_to_dict(config),
+            resumable_keys,
+            defaults=config_defaults(type(config)),
         )
         if diff:
             raise CheckpointMismatchError(cfg_path, diff)

@@ -188,6 +188,15 @@ class SLCWATrainingLoop(KGETrainingLoop):
         self, positives: torch.Tensor, negatives: torch.Tensor, counts: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of rows grouped by corrupted column (``counts[c]`` rows corrupt column ``c``, in order)."""
+        n_head, n_relation, n_tail = counts
+        both = n_head and n_tail and not n_relation and hasattr(self.model, "score_h_and_t")
+        if both:  # both entity sides: one model call (one table lookup)
+            head_cands = torch.cat([positives[:n_head, HEAD : HEAD + 1], negatives[:n_head, :, HEAD]], dim=1)
+            tail_cands = torch.cat([positives[n_head:, TAIL : TAIL + 1], negatives[n_head:, :, TAIL]], dim=1)
+            scores = self.model.score_h_and_t(  # type: ignore[operator]
+                positives[:n_head, 1:], head_cands, positives[n_head:, :2], tail_cands
+            )
+            return scores[:, 0], scores[:, 1:]
         parts, start = [], 0
         for col, n in enumerate(counts):
             if n:
