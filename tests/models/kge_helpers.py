@@ -37,3 +37,22 @@ def random_triples(n: int, num_relations: int = NUM_RELATIONS, seed: int = 1) ->
     r = torch.randint(num_relations, (n,), generator=g)
     t = torch.randint(NUM_ENTITIES, (n,), generator=g)
     return torch.stack([h, r, t], dim=1)
+
+
+def assert_h_and_t_match_separate_calls(model: KGEModel, num_heads: int, num_tails: int, k: int = 4) -> None:
+    """``model.score_h_and_t`` on random head and tail groups equals ``cat([score_h, score_t])`` in values and
+    in the gradients of every parameter."""
+    e, r = model.num_entities, model.num_relations
+    rt = torch.stack([torch.randint(0, r, (num_heads,)), torch.randint(0, e, (num_heads,))], dim=1)
+    hr = torch.stack([torch.randint(0, e, (num_tails,)), torch.randint(0, r, (num_tails,))], dim=1)
+    heads, tails = torch.randint(0, e, (num_heads, k)), torch.randint(0, e, (num_tails, k))
+    both = model.score_h_and_t(rt, heads, hr, tails)
+    both.square().sum().backward()
+    grads = [w.grad.clone() for w in model.parameters()]
+    model.zero_grad()
+    separate = torch.cat([model.score_h(rt, heads), model.score_t(hr, tails)])
+    separate.square().sum().backward()
+    assert both.shape == (num_heads + num_tails, k)
+    torch.testing.assert_close(both, separate, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(grads, (w.grad for w in model.parameters()), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

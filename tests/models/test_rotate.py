@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from kge_helpers import NUM_ENTITIES, random_triples
+from kge_helpers import NUM_ENTITIES, assert_h_and_t_match_separate_calls, random_triples
 
 import kgreason.models.base as base
 from kgreason.models import RotatE
@@ -60,19 +60,7 @@ def test_invalid_norm() -> None:
 def test_score_h_and_t_matches_the_two_separate_calls(p: int, num_entities: int) -> None:
     torch.manual_seed(0)
     model = RotatE(num_entities, 4, embedding_dim=6, p=p)
-    rt = torch.stack([torch.randint(0, 4, (50,)), torch.randint(0, num_entities, (50,))], dim=1)
-    hr = torch.stack([torch.randint(0, num_entities, (3,)), torch.randint(0, 4, (3,))], dim=1)
-    heads, tails = torch.randint(0, num_entities, (50, 4)), torch.randint(0, num_entities, (3, 4))
-    both = model.score_h_and_t(rt, heads, hr, tails)
-    both.square().sum().backward()
-    grads = [w.grad.clone() for w in model.parameters()]
-    model.zero_grad()
-    separate = torch.cat([model.score_h(rt, heads), model.score_t(hr, tails)])
-    separate.square().sum().backward()
-    assert both.shape == (53, 4)
-    torch.testing.assert_close(both, separate, atol=1e-5, rtol=1e-5)
-    for got, expected in zip(grads, (w.grad for w in model.parameters()), strict=True):
-        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert_h_and_t_match_separate_calls(model, num_heads=50, num_tails=3)
 
 
 def test_l1_training_gradients_with_gathered_and_shared_candidates() -> None:

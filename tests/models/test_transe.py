@@ -1,6 +1,6 @@
 import pytest
 import torch
-from kge_helpers import NUM_ENTITIES, random_triples
+from kge_helpers import NUM_ENTITIES, assert_h_and_t_match_separate_calls, random_triples
 
 from kgreason.models import TransE
 
@@ -86,16 +86,4 @@ def test_candidate_scores_on_a_large_table_match_the_normalised_table(p: int, si
 def test_score_h_and_t_matches_the_two_separate_calls(p: int, num_entities: int) -> None:
     torch.manual_seed(0)
     model = TransE(num_entities, 4, embedding_dim=8, p=p)
-    rt = torch.stack([torch.randint(0, 4, (5,)), torch.randint(0, num_entities, (5,))], dim=1)
-    hr = torch.stack([torch.randint(0, num_entities, (3,)), torch.randint(0, 4, (3,))], dim=1)
-    heads, tails = torch.randint(0, num_entities, (5, 4)), torch.randint(0, num_entities, (3, 4))
-    both = model.score_h_and_t(rt, heads, hr, tails)
-    both.square().sum().backward()
-    grads = [p_.grad.clone() for p_ in model.parameters()]
-    model.zero_grad()
-    separate = torch.cat([model.score_h(rt, heads), model.score_t(hr, tails)])
-    separate.square().sum().backward()
-    assert both.shape == (8, 4)
-    torch.testing.assert_close(both, separate, atol=1e-5, rtol=1e-5)
-    for got, expected in zip(grads, (p_.grad for p_ in model.parameters()), strict=True):
-        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert_h_and_t_match_separate_calls(model, num_heads=5, num_tails=3)

@@ -337,6 +337,23 @@ class KGEModel(nn.Module, abc.ABC):
         table gradient per step instead of two); the default simply makes the two calls."""
         return torch.cat([self.score_h(rt, heads), self.score_t(hr, tails)])
 
+    def _joint_h_and_t(
+        self, rt: torch.Tensor, heads: torch.Tensor, hr: torch.Tensor, tails: torch.Tensor
+    ) -> bool:
+        """Validate the arguments of :meth:`score_h_and_t`; whether a model's one-lookup form of it applies
+        (a model without inverse relations, no regulariser collecting, per-query candidate lists of one length)."""
+        _check_index(rt, 2, "rt")
+        _check_index(hr, 2, "hr")
+        _check_candidates(heads, rt.shape[0], "heads")
+        _check_candidates(tails, hr.shape[0], "tails")
+        return (
+            not self.inverse_relations
+            and not self._regularizing
+            and heads.dim() == 2
+            and tails.dim() == 2
+            and heads.shape[1] == tails.shape[1]
+        )
+
     def score_r(self, ht: torch.Tensor) -> torch.Tensor:
         """Scores of every embedded relation for ``ht: LongTensor[b, 2]`` of (head, tail):
         ``FloatTensor[b, num_relations_embedded]`` (columns ``R..2R-1`` are the inverse relations, if any)."""

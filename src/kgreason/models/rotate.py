@@ -15,8 +15,6 @@ from kgreason.models.base import (
     DENSE_CANDIDATE_RATIO,
     DENSE_CANDIDATE_RATIO_L1,
     KGEModel,
-    _check_candidates,
-    _check_index,
     as_complex,
     as_real,
     complex_l1_distances,
@@ -110,21 +108,10 @@ class RotatE(KGEModel):
         """As :meth:`KGEModel.score_h_and_t`, with one entity lookup for both groups' queries and candidates (one
         dense table gradient per step instead of four): a head candidate is scored as
         ``-||e_t o conj(r) - e_h||``, a tail candidate as ``-||e_h o r - e_t||`` (``p``-norm)."""
-        if (
-            self.inverse_relations
-            or self._regularizing
-            or heads.dim() != 2
-            or tails.dim() != 2
-            or heads.shape[1] != tails.shape[1]
-            # small tables: the dense paths of the distance functions (every entity, then a pick) are faster
-            or self.num_entities
-            <= (DENSE_CANDIDATE_RATIO if self.p == 2 else DENSE_CANDIDATE_RATIO_L1) * heads.shape[1]
-        ):
+        dense_ratio = DENSE_CANDIDATE_RATIO if self.p == 2 else DENSE_CANDIDATE_RATIO_L1
+        # small tables: the dense paths of the distance functions (every entity, then a pick) are faster
+        if not self._joint_h_and_t(rt, heads, hr, tails) or self.num_entities <= dense_ratio * heads.shape[1]:
             return super().score_h_and_t(rt, heads, hr, tails)
-        _check_index(rt, 2, "rt")
-        _check_index(hr, 2, "hr")
-        _check_candidates(heads, rt.shape[0], "heads")
-        _check_candidates(tails, hr.shape[0], "tails")
         anchors, candidates = torch.cat([rt[:, 1], hr[:, 0]]), torch.cat([heads, tails])
         b, k = candidates.shape
         rotation = self._rotation(torch.cat([rt[:, 0], hr[:, 1]]))

@@ -12,8 +12,6 @@ from torch import nn
 
 from kgreason.models.base import (
     KGEModel,
-    _check_candidates,
-    _check_index,
     gather,
     lp_distances,
     register_model,
@@ -133,18 +131,8 @@ class TransE(KGEModel):
     ) -> torch.Tensor:
         """As :meth:`KGEModel.score_h_and_t`, with one entity lookup and one distance kernel for both groups:
         a head candidate is scored as ``-||(e_t - w_r) - e_h||``, a tail candidate as ``-||(e_h + w_r) - e_t||``."""
-        if (
-            self.inverse_relations
-            or self._regularizing
-            or heads.dim() != 2
-            or tails.dim() != 2
-            or heads.shape[1] != tails.shape[1]
-        ):
+        if not self._joint_h_and_t(rt, heads, hr, tails):
             return super().score_h_and_t(rt, heads, hr, tails)
-        _check_index(rt, 2, "rt")
-        _check_index(hr, 2, "hr")
-        _check_candidates(heads, rt.shape[0], "heads")
-        _check_candidates(tails, hr.shape[0], "tails")
         anchors, table, candidates = self._rows_and_table(
             torch.cat([rt[:, 1], hr[:, 0]]), torch.cat([heads, tails])
         )
