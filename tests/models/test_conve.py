@@ -1,3 +1,6 @@
+import copy
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -33,10 +36,76 @@ def test_score_matches_written_out_network() -> None:
         torch.testing.assert_close(model.score_hrt(hrt), _manual(model, hrt), atol=1e-5, rtol=1e-5)
 
 
+def _layer_by_layer_maps(model: ConvE, img: torch.Tensor) -> torch.Tensor:
+    """The feature maps as the layers compute them one after another (what ``_feature_maps`` fuses)."""
+    return model.feature_map_dropout(torch.relu(model.bn_features(model.conv(img)))).flatten(1)
+
+
+def _pair(**kwargs: float) -> tuple[ConvE, ConvE]:
+    torch.manual_seed(0)
+    fused = ConvE(NUM_ENTITIES, 3, embedding_dim=24, embedding_height=4, num_filters=5, **kwargs)
+    with torch.no_grad():
+        fused.bn_features.weight.uniform_(0.5, 2.0)
+        fused.bn_features.bias.normal_()
+        fused.conv.bias.normal_()
+    layered = copy.deepcopy(fused)
+    layered._feature_maps = types.MethodType(_layer_by_layer_maps, layered)  # type: ignore[method-assign]
+    return fused, layered
+
+
+def test_fused_feature_maps_match_the_layers_in_training() -> None:
+    """Batch statistics from the patch moments: same scores, gradients and running statistics as conv -> bn ->
+    relu applied one after another (dropouts off, so both draw nothing)."""
+    fused, layered = _pair(
+        input_dropout=0.0, feature_map_dropout=0.0, hidden_dropout=0.0, embedding_dropout=0.0
+    )
+    hr = random_triples(16, num_relations=6)[:, :2]
+    for _ in range(2):  # the second call sees updated running statistics
+        scores = [m.train().score_t(hr) for m in (fused, layered)]
+        torch.testing.assert_close(scores[0], scores[1], atol=1e-5, rtol=1e-5)
+        grads = [
+            torch.autograd.grad(s.square().sum(), list(m.parameters()))
+            for s, m in zip(scores, (fused, layered))
+        ]
+        for (name, _), a, b in zip(fused.named_parameters(), *grads):
+            # the biases right before a batch norm get an exactly-zero gradient in theory: both sides are rounding
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
+        for key in ("running_mean", "running_var", "num_batches_tracked"):
+            torch.testing.assert_close(getattr(fused.bn_features, key), getattr(layered.bn_features, key))
+    assert fused.bn_features.num_batches_tracked.item() == 2
+
+
+def test_fused_feature_maps_match_the_layers_in_eval() -> None:
+    fused, layered = _pair()
+    hr = random_triples(16, num_relations=6)[:, :2]
+    with torch.no_grad():
+        fused.train().score_t(hr)  # non-trivial running statistics
+    layered.load_state_dict(fused.state_dict())
+    with torch.no_grad():
+        a, b = fused.eval().score_t(hr), layered.eval().score_t(hr)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_feature_map_dropout_drops_whole_channels_per_example() -> None:
+    fused, _ = _pair(feature_map_dropout=0.5)
+    img = torch.randn(64, 1, 8, 6)
+    with torch.no_grad():
+        dropped = fused.train()._feature_maps(img).view(64, 5, -1)
+        fused.feature_map_dropout.p = 0.0
+        torch.manual_seed(1)
+        plain = fused._feature_maps(img).view(64, 5, -1)
+    ratio = torch.where(plain > 0, dropped / plain.clamp_min(1e-12), torch.nan)
+    per_channel = ratio.nan_to_num(nan=-1.0).amax(-1)  # one value per (example, channel): 0 or 1 / (1 - p)
+    live = (plain > 0).any(-1)
+    torch.testing.assert_close(ratio.nanmean(-1)[live], per_channel[live])
+    assert set(per_channel[live].round(decimals=4).unique().tolist()) == {0.0, 2.0}
+    assert 0.35 < (per_channel[live] == 0).float().mean().item() < 0.65
+
+
 def test_network_runs_once_per_query_for_candidate_subsets() -> None:
     model = ConvE(NUM_ENTITIES, 3, embedding_dim=24, embedding_height=4, num_filters=4)
     rows: list[int] = []
-    model.conv.register_forward_hook(lambda mod, inp, out: rows.append(inp[0].shape[0]))
+    model.fc.register_forward_hook(lambda mod, inp, out: rows.append(inp[0].shape[0]))
     model.score_t(random_triples(6)[:, :2], torch.randint(NUM_ENTITIES, (6, 10)))
     assert rows == [6]
 

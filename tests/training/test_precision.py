@@ -42,7 +42,7 @@ def test_bf16_runs_the_scoring_in_bfloat16_and_keeps_float32_state(toy_dataset, 
             model, toy_dataset.train, batch_size=16, lr=1e-2, device="cpu", seed=0, precision=precision
         )
         seen = _projection_dtypes(model)
-        loop.train(8)
+        loop.train(24)
         expected = torch.bfloat16 if precision == "bf16" else torch.float32
         assert seen and set(seen) == {expected}
         assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -51,7 +51,8 @@ def test_bf16_runs_the_scoring_in_bfloat16_and_keeps_float32_state(toy_dataset, 
             assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point() and v.dim())
         losses[precision] = loop.losses
     # the same training, up to bfloat16 rounding: both learn, and stay close
-    assert losses["bf16"][-1] < 0.9 * losses["bf16"][0]
+    for curve in losses.values():  # epoch losses are noisy on 60 triples: compare the ends of the curves
+        assert sum(curve[-4:]) / 4 < 0.9 * sum(curve[:2]) / 2
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.1)
     assert losses["bf16"] != losses["fp32"]  # bfloat16 did change the arithmetic
 
