@@ -10,6 +10,7 @@ from kgreason.reasoning.policy import WalkerPolicy, masked_log_softmax
 from kgreason.reasoning.reinforce import (
     MovingAverageBaseline,
     action_dropout_distribution,
+    leave_one_out_baseline,
     reinforce_loss,
     sample_actions,
     sample_rollouts,
@@ -115,3 +116,18 @@ def test_moving_average_baseline() -> None:
     assert c.value == b.value
     with pytest.raises(ValueError):
         MovingAverageBaseline(1.0)
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_other_rollouts_of_the_query() -> None:
+    rewards = torch.tensor([1.0, 0.0, 0.5, 0.2, 0.2, 0.2])  # two queries, three rollouts each
+    b = leave_one_out_baseline(rewards, 3)
+    assert torch.allclose(b, torch.tensor([0.25, 0.75, 0.5, 0.2, 0.2, 0.2]))
+    # a query whose rollouts all earn the same reward gives no policy gradient
+    logp = torch.zeros(6, 2, requires_grad=True)
+    reinforce_loss(logp, torch.zeros(6, 2), rewards, baseline=b).backward()
+    assert logp.grad is not None
+    assert torch.allclose(logp.grad[3:], torch.zeros(3, 2), atol=1e-7)
+    assert logp.grad[0, 0] < 0 < logp.grad[1, 0]  # the best rollout is pushed up, the worst down
+    assert torch.equal(leave_one_out_baseline(rewards, 1), torch.zeros(6))
+    with pytest.raises(ValueError, match="num_rollouts=4"):
+        leave_one_out_baseline(rewards, 4)

@@ -305,7 +305,7 @@ class CPLTrainingLoop(RolloutTrainingLoop):
                 parts.append(replayed.text_edges())
             loss = self._extractor_loss(torch.cat(parts))
         else:
-            baseline = self.baseline.value if self.baseline is not None else 0.0
+            baseline = self.baseline_for(rewards)
             loss = reinforce_loss(
                 rollout.log_probs,
                 rollout.entropy,
@@ -316,7 +316,9 @@ class CPLTrainingLoop(RolloutTrainingLoop):
             )
             if replayed is not None and len(replayed):
                 log_probs = replay_log_probs(self.policy, self.env, replayed)  # [n, T], the stored actions
-                loss = loss - cfg.replay_weight * (1.0 - baseline) * log_probs.sum(dim=1).mean()
+                # replayed paths reached their answer (reward 1); their advantage uses the batch's mean baseline
+                mean_baseline = float(baseline.mean()) if isinstance(baseline, torch.Tensor) else baseline
+                loss = loss - cfg.replay_weight * (1.0 - mean_baseline) * log_probs.sum(dim=1).mean()
             if self.baseline is not None:
                 self.baseline.update(rewards)
         if phase == "reasoner":

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from kgreason.registry import Registry, normalize_name
 
-__all__ = ["ABLATIONS", "PRESETS", "RESUMABLE_KEYS", "WalkerConfig"]
+__all__ = ["ABLATIONS", "BASELINES", "PRESETS", "RESUMABLE_KEYS", "WalkerConfig"]
+
+#: the REINFORCE baselines (``WalkerConfig.baseline``)
+BASELINES = ("none", "moving_average", "rollout_mean")
 
 #: fields that may change when a run is resumed (they do not change what is computed)
 RESUMABLE_KEYS = frozenset(
@@ -57,8 +61,10 @@ class WalkerConfig:
             to ``action_dropout_min``; ``action_dropout_epsilon``: the ``eps`` of eq. 8.
         entropy_weight: ``beta`` at epoch 1; ``entropy_decay`` multiplies it every epoch.
         reward_shaping: eq. 7 with the KGE of ``reward_model_dir``; ``False``: binary reward.
-        baseline: ``"none"`` (the reference) or ``"moving_average"`` (decay ``baseline_decay``);
-            ``normalize_advantage`` standardises advantages per batch.
+        baseline: ``"none"`` (the reference), ``"moving_average"`` (decay ``baseline_decay``) or
+            ``"rollout_mean"`` (per walker, the mean reward of the other rollouts of its query:
+            :func:`~kgreason.reasoning.reinforce.leave_one_out_baseline`); ``normalize_advantage`` standardises
+            advantages per batch.
         train_inverse_queries: also train on the inverse queries ``(t, r + R, h)`` (needed for head-side
             evaluation by inverse tail queries).
         batch_size, lr, grad_clip_norm: Adam on batches of training queries; clipping of the gradient norm.
@@ -135,8 +141,17 @@ class WalkerConfig:
             raise ValueError(
                 f"embedding_dropout_mode must be 'table' or 'per_use', got {self.embedding_dropout_mode!r}"
             )
-        if self.baseline not in ("none", "moving_average"):
-            raise ValueError(f"baseline must be 'none' or 'moving_average', got {self.baseline!r}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.baseline != "none" and self.action_dropout > 0.0:
+            warnings.warn(
+                f"baseline={self.baseline!r} with action_dropout={self.action_dropout}: action dropout samples walks "
+                "off-policy, and negative advantages then push log-probabilities of actions the policy gives ~0 "
+                "towards -inf (the loss can diverge: docs/reasoning.md, 'Baselines and action dropout do not mix'). "
+                "The reference uses no baseline with action dropout.",
+                UserWarning,
+                stacklevel=3,
+            )
         bad = [s for s in self.eval_sides if s not in ("head", "tail")]
         if bad or not self.eval_sides:
             raise ValueError(

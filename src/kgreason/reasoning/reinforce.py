@@ -24,6 +24,7 @@ __all__ = [
     "MovingAverageBaseline",
     "SamplingHook",
     "bernoulli_keep",
+    "leave_one_out_baseline",
     "Rollout",
     "action_dropout_distribution",
     "reinforce_loss",
@@ -232,11 +233,28 @@ class MovingAverageBaseline:
         self.decay = float(state.get("decay", self.decay))
 
 
+def leave_one_out_baseline(rewards: FloatTensor, num_rollouts: int) -> FloatTensor:
+    """Per-walker baseline: the mean reward of the *other* ``N - 1`` rollouts of the same query.
+
+    ``rewards: FloatTensor[B * N]`` query-major (walker ``w`` answers query ``w // N``) -> ``FloatTensor[B * N]``
+    (no gradient). Unbiased, since walker ``w``'s baseline does not depend on its own action (the "REINFORCE
+    leave-one-out" estimator of Kool et al. 2019): a walk is pushed up only when it did better than its query's
+    other walks, and queries whose walks all fail (or all succeed) give no policy gradient at all. With ``N = 1``
+    the baseline is 0.
+    """
+    if num_rollouts < 1 or rewards.numel() % num_rollouts:
+        raise ValueError(f"{rewards.numel()} rewards are not whole groups of num_rollouts={num_rollouts}")
+    r = rewards.detach().reshape(-1, num_rollouts)
+    if num_rollouts == 1:
+        return torch.zeros_like(rewards).detach()
+    return ((r.sum(dim=1, keepdim=True) - r) / (num_rollouts - 1)).reshape(-1)
+
+
 def reinforce_loss(
     log_probs: FloatTensor,
     entropy: FloatTensor,
     rewards: FloatTensor,
-    baseline: float = 0.0,
+    baseline: float | FloatTensor = 0.0,
     entropy_weight: float = 0.0,
     normalize_advantage: bool = False,
 ) -> FloatTensor:
@@ -248,14 +266,15 @@ def reinforce_loss(
         log_probs: ``FloatTensor[W, T]`` of the taken actions.
         entropy: ``FloatTensor[W, T]`` policy entropy per step.
         rewards: ``FloatTensor[W]`` terminal rewards (no gradient).
-        baseline: subtracted from the rewards (e.g. a moving average).
+        baseline: subtracted from the rewards: a number (e.g. a moving average) or ``FloatTensor[W]`` per walker
+            (e.g. :func:`leave_one_out_baseline`).
         entropy_weight: ``beta``.
         normalize_advantage: standardise advantages within the batch.
 
     Returns:
         a scalar loss tensor.
     """
-    advantage = rewards.detach() - baseline
+    advantage = rewards.detach() - (baseline.detach() if isinstance(baseline, torch.Tensor) else baseline)
     if normalize_advantage and advantage.numel() > 1:
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
     pg = -(advantage.unsqueeze(1) * log_probs).sum(dim=1)

@@ -45,7 +45,13 @@ from kgreason.reasoning.config import RESUMABLE_KEYS, WalkerConfig
 from kgreason.reasoning.environment import Queries, WalkEnvironment
 from kgreason.reasoning.paths import Answer, answers_from_beam
 from kgreason.reasoning.policy import WalkerPolicy, load_policy, save_policy
-from kgreason.reasoning.reinforce import MovingAverageBaseline, Rollout, reinforce_loss, sample_rollouts
+from kgreason.reasoning.reinforce import (
+    MovingAverageBaseline,
+    Rollout,
+    leave_one_out_baseline,
+    reinforce_loss,
+    sample_rollouts,
+)
 from kgreason.reasoning.reward import RewardShaper, shaped_reward
 from kgreason.registry import suggest
 from kgreason.training.callbacks import (
@@ -65,7 +71,7 @@ from kgreason.training.run_dir import (
     timed_train,
 )
 from kgreason.training.utils import resolve_device, set_seed
-from kgreason.typing import LongTensor
+from kgreason.typing import FloatTensor, LongTensor
 
 __all__ = [
     "GRAPH_FILE",
@@ -128,6 +134,15 @@ class RolloutTrainingLoop(TrainingLoop):
         self.baseline = MovingAverageBaseline(rc.baseline_decay) if rc.baseline == "moving_average" else None
         self.last_rollout: Rollout | None = None
         self.last_rewards: torch.Tensor | None = None
+
+    def baseline_for(self, rewards: FloatTensor) -> float | FloatTensor:
+        """The REINFORCE baseline of this batch's ``rewards: FloatTensor[B * N]`` (query-major): the moving
+        average (a number, before this batch's update), the per-walker leave-one-out mean of the query's other
+        rollouts (``FloatTensor[B * N]``), or 0."""
+        rc = self.reasoner_config
+        if rc.baseline == "rollout_mean":
+            return leave_one_out_baseline(rewards, rc.num_rollouts)
+        return self.baseline.value if self.baseline is not None else 0.0
 
     def batches(self, epoch: int) -> Iterator[LongTensor]:
         n, bs = self.triples.shape[0], self.reasoner_config.batch_size
@@ -207,7 +222,7 @@ class WalkerTrainingLoop(RolloutTrainingLoop):
             generator=self.generator,
         )
         rewards = shaped_reward(episode.queries, rollout.final_entities, cfg.num_rollouts, self.reward_shaper)
-        baseline = self.baseline.value if self.baseline is not None else 0.0
+        baseline = self.baseline_for(rewards)
         loss = reinforce_loss(
             rollout.log_probs,
             rollout.entropy,
