@@ -260,6 +260,12 @@ def walker_config(values: dict[str, Any], ablation: str | None) -> Any:
     help="Best of K starts: train seeds SEED..SEED+K-1 for --restart-epochs, continue the best on validation.",
 )
 @click.option("--restart-epochs", "restart_epochs", type=click.IntRange(min=1), help="Epochs of each start.")
+@click.option(
+    "--rerank-weight",
+    "rerank_weight",
+    type=click.FloatRange(min=0.0),
+    help="Rank answers by path log-prob + W * log sigmoid(reward model score) (0: the paper's ranking).",
+)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
 @friendly_errors
 def train_walker_cmd(
@@ -364,9 +370,22 @@ def train_cpl_cmd(
 @click.option("--top", "top_k", type=int, default=5, show_default=True, help="Number of answers.")
 @click.option("--paths", "paths_per_answer", type=int, default=3, show_default=True, help="Paths per answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option(
+    "--rerank-weight",
+    "rerank_weight",
+    type=click.FloatRange(min=0.0),
+    help="Walker runs: order answers by path log-prob + W * log sigmoid(reward model score) "
+    "(default: the run's own setting).",
+)
 @friendly_errors
 def explain_cmd(
-    run_dir: Path, head: str, relation: str, top_k: int, paths_per_answer: int, as_json: bool
+    run_dir: Path,
+    head: str,
+    relation: str,
+    top_k: int,
+    paths_per_answer: int,
+    as_json: bool,
+    rerank_weight: float | None,
 ) -> None:
     """Answer (HEAD, RELATION, ?) with a trained walker and show the reasoning path behind each answer."""
     import dataclasses
@@ -374,16 +393,20 @@ def explain_cmd(
     from kgreason.io import read_json
 
     explain_fn: Callable[..., list[Any]]
+    extra: dict[str, Any] = {}
     if "method" in read_json(run_dir / "config.json"):  # a CPL run: text edges and their sentences
         from kgreason.open import explain_cpl
 
+        if rerank_weight is not None:
+            _fail("--rerank-weight applies to walker runs (kgreason train walker), not to CPL runs")
         explain_fn = explain_cpl
     else:
         from kgreason.reasoning import explain
 
         explain_fn = explain
+        extra["rerank_weight"] = rerank_weight
 
-    answers = explain_fn(run_dir, head, relation, top_k=top_k, paths_per_answer=paths_per_answer)
+    answers = explain_fn(run_dir, head, relation, top_k=top_k, paths_per_answer=paths_per_answer, **extra)
     if as_json:
         payload = [{**dataclasses.asdict(a), "probability": a.probability} for a in answers]
         click.echo(json.dumps({"head": head, "relation": relation, "answers": payload}, indent=2))

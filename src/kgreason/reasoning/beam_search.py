@@ -11,6 +11,11 @@ right after the last reached entity; pessimistic: last; realistic: their mean). 
 reaches gets the expected rank of a uniformly random order among the unreached entities — an honest number,
 unlike "rank 0 / reciprocal rank 0" conventions.
 
+**Re-ranking by the reward model** (optional, not in the paper): :func:`rerank` orders the ``K`` answers of the
+final beam by ``log P(best path) + w * log sigmoid f(e_s, r_q, e)`` with the walker's KGE reward model ``f``
+(:class:`WalkerScorer` with ``reranker`` and ``rerank_weight = w``). Only answers the beam reached are
+re-ordered -- each keeps its paths -- and unreached entities stay at ``-inf``.
+
 Computation is batched over queries and beams; dead beams (fewer than ``K`` valid prefixes) are compacted away
 before the LSTM and policy run.
 """
@@ -24,9 +29,10 @@ import torch
 from kgreason.data.graph import inverse_relation
 from kgreason.reasoning.environment import ActionSpace, Queries, WalkEnvironment
 from kgreason.reasoning.policy import WalkerPolicy, masked_log_softmax
+from kgreason.reasoning.reward import RewardShaper
 from kgreason.typing import FloatTensor, LongTensor
 
-__all__ = ["BeamSearchResult", "BeamStep", "WalkerScorer", "beam_search"]
+__all__ = ["BeamSearchResult", "BeamStep", "WalkerScorer", "beam_search", "rerank"]
 
 
 @dataclass
@@ -189,6 +195,26 @@ def _final_candidates(
     )
 
 
+def rerank(result: BeamSearchResult, log_scores: FloatTensor, weight: float) -> BeamSearchResult:
+    """``result`` with its answers re-ordered by ``scores + weight * log_scores`` (``log_scores: FloatTensor[B, E]``,
+    e.g. :meth:`RewardShaper.log_scores`). Entities outside the final beam keep ``-inf``; the trace (paths) is
+    unchanged, so every answer keeps its paths. ``weight`` 0 returns ``result`` itself."""
+    if not weight >= 0.0:
+        raise ValueError(f"rerank weight must be >= 0, got {weight}")
+    if weight == 0.0:
+        return result
+    if log_scores.shape != result.scores.shape:
+        raise ValueError(
+            f"log_scores must have shape {tuple(result.scores.shape)}, got {tuple(log_scores.shape)}"
+        )
+    reached = result.scores > float("-inf")
+    scores = torch.where(reached, result.scores + weight * log_scores.to(result.scores), float("-inf"))
+    k = result.entities.shape[1]
+    top_score, top_ent = scores.topk(k, dim=1)
+    top_ent = top_ent.masked_fill(top_score == float("-inf"), -1)
+    return BeamSearchResult(result.queries, scores, top_ent, top_score, result.steps)
+
+
 class WalkerScorer:
     """Scorer protocol adapter: beam-search scores of every entity (``-inf`` for unreached ones).
 
@@ -201,15 +227,29 @@ class WalkerScorer:
         beam_size: ``K``.
         batch_size: queries decoded at once (memory grows with ``batch_size * K * A``; on CPU, tensors beyond
             ~32 MB are slower to allocate, so moderate batches decode faster).
+        reranker, rerank_weight: re-rank the beam's answers by ``path log-prob + rerank_weight * log sigmoid f``
+            with this reward model (:func:`rerank`); ``None`` or weight 0: the paper's ranking.
     """
 
     def __init__(
-        self, policy: WalkerPolicy, env: WalkEnvironment, beam_size: int, batch_size: int = 32
+        self,
+        policy: WalkerPolicy,
+        env: WalkEnvironment,
+        beam_size: int,
+        batch_size: int = 32,
+        reranker: RewardShaper | None = None,
+        rerank_weight: float = 0.0,
     ) -> None:
+        if rerank_weight > 0.0 and reranker is None:
+            raise ValueError(f"rerank_weight={rerank_weight} needs a reranker (the reward model)")
+        if not rerank_weight >= 0.0:
+            raise ValueError(f"rerank_weight must be >= 0, got {rerank_weight}")
         self.policy = policy
         self.env = env
         self.beam_size = beam_size
         self.batch_size = batch_size
+        self.reranker = reranker
+        self.rerank_weight = rerank_weight
 
     @property
     def num_entities(self) -> int:
@@ -220,14 +260,18 @@ class WalkerScorer:
         """Where queries are decoded (the evaluator sends queries here)."""
         return self.env.device
 
-    def decode(self, queries: Queries) -> BeamSearchResult:
-        """Beam search in eval mode (dropout off)."""
+    def decode(self, queries: Queries, return_trace: bool = False) -> BeamSearchResult:
+        """Beam search in eval mode (dropout off), re-ranked if a reranker is set."""
         was_training = self.policy.training
         self.policy.eval()
         try:
-            return beam_search(self.policy, self.env, queries, self.beam_size)
+            result = beam_search(self.policy, self.env, queries, self.beam_size, return_trace=return_trace)
         finally:
             self.policy.train(was_training)
+        if self.reranker is not None and self.rerank_weight > 0.0:
+            q = result.queries
+            result = rerank(result, self.reranker.log_scores(q.sources, q.relations), self.rerank_weight)
+        return result
 
     def score_t(self, hr: LongTensor) -> FloatTensor:
         """``hr: LongTensor[b, 2]`` -> ``FloatTensor[b, E]`` (log-prob of the best path; ``-inf`` if unreached)."""

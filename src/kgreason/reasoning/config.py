@@ -35,6 +35,7 @@ RESUMABLE_KEYS = frozenset(
         "data_dir",
         "eval_batch_size",
         "reward_model_dir",
+        "rerank_weight",  # ranks the answers at evaluation; training is unchanged
         "restarts",  # the main run of best-of-K starts continues its chosen candidate (see reasoning.restarts)
     }
 )
@@ -76,6 +77,10 @@ class WalkerConfig:
             ``["tail"]`` is the paper's protocol; add ``"head"`` for both sides).
         early_stopping, patience: stop when the validation MRR has not improved for ``patience`` evaluations.
         beam_size, eval_batch_size: decoding beam and queries decoded at once.
+        rerank_weight: ``w >= 0``; with ``w > 0`` the beam's answers are ranked by ``log P(best path) +
+            w * log sigmoid f(e_s, r_q, e)`` with the reward model of ``reward_model_dir`` (not in the paper; only
+            evaluation and answers change, never training; :func:`~kgreason.reasoning.beam_search.rerank`).
+            ``0``: the paper's ranking by path probability.
         seed, device, checkpoint_every, track_paths (count unique paths explored per epoch, §5.3.2).
         restarts, restart_epochs: best-of-``restarts`` starts: seeds ``seed .. seed + restarts - 1`` are trained
             for ``restart_epochs`` epochs and the run continues the one with the best validation metric
@@ -119,6 +124,7 @@ class WalkerConfig:
     patience: int = 50
     beam_size: int = 128
     eval_batch_size: int = 32
+    rerank_weight: float = 0.0
     seed: int = 42
     restarts: int = 1
     restart_epochs: int = 10
@@ -131,6 +137,8 @@ class WalkerConfig:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
         if self.num_rollouts < 1:
             raise ValueError(f"num_rollouts must be >= 1, got {self.num_rollouts}")
+        if not (0.0 <= self.rerank_weight < float("inf")):
+            raise ValueError(f"rerank_weight must be a finite number >= 0, got {self.rerank_weight}")
         if not 0.0 <= self.action_dropout < 1.0:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
         if self.restarts < 1 or self.restart_epochs < 1:

@@ -64,6 +64,23 @@ class RewardShaper(nn.Module):
         return cls(model, nr)
 
     @torch.no_grad()
+    def log_scores(self, sources: LongTensor, relations: LongTensor) -> FloatTensor:
+        """``log sigmoid f(e_s, r_q, e)`` for every entity ``e``: ``FloatTensor[b, E]`` (inverse query relations
+        scored as the base triple, as in :meth:`forward`)."""
+        model: Any = self.model
+        R = self.num_relations
+        out = torch.empty(len(sources), int(model.num_entities), dtype=torch.float32, device=sources.device)
+        fwd = relations < R
+        if bool(fwd.any()):
+            hr = torch.stack([sources[fwd], relations[fwd]], dim=1)
+            out[fwd] = torch.nn.functional.logsigmoid(model.score_t(hr).float())
+        inv = ~fwd
+        if bool(inv.any()):
+            rt = torch.stack([relations[inv] - R, sources[inv]], dim=1)
+            out[inv] = torch.nn.functional.logsigmoid(model.score_h(rt).float())
+        return out
+
+    @torch.no_grad()
     def forward(self, sources: LongTensor, relations: LongTensor, ends: LongTensor) -> FloatTensor:
         """``sigmoid f`` of ``(sources[b], relations[b], ends[b, k])`` -> ``FloatTensor[b, k]``.
 

@@ -40,7 +40,7 @@ from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
 from kgreason.distributed.context import all_reduce, init_distributed
 from kgreason.io import atomic_torch_save
 from kgreason.reasoning.analysis import PathDiversityCallback
-from kgreason.reasoning.beam_search import WalkerScorer, beam_search
+from kgreason.reasoning.beam_search import WalkerScorer
 from kgreason.reasoning.config import RESUMABLE_KEYS, WalkerConfig
 from kgreason.reasoning.environment import Queries, WalkEnvironment
 from kgreason.reasoning.paths import Answer, answers_from_beam
@@ -299,11 +299,17 @@ class WalkerResult:
     train_seconds: float
     best_epoch: int | None
     unique_paths: list[tuple[int, int]]
+    reranker: RewardShaper | None = None
 
     def scorer(self, beam_size: int | None = None) -> WalkerScorer:
-        """A :class:`WalkerScorer` over the trained policy."""
+        """A :class:`WalkerScorer` over the trained policy (re-ranking as ``config.rerank_weight`` says)."""
         return WalkerScorer(
-            self.policy, self.env, beam_size or self.config.beam_size, batch_size=self.config.eval_batch_size
+            self.policy,
+            self.env,
+            beam_size or self.config.beam_size,
+            batch_size=self.config.eval_batch_size,
+            reranker=self.reranker,
+            rerank_weight=self.config.rerank_weight if self.reranker is not None else 0.0,
         )
 
 
@@ -394,6 +400,10 @@ def train_walker(
             "reward shaping needs reward_model_dir (a trained KGE run directory); "
             "pass one, or set reward_shaping=False (binary reward, e.g. ablation '-rs' or 'minerva')"
         )
+    if cfg.rerank_weight > 0.0 and cfg.reward_model_dir is None:
+        raise ValueError(
+            f"rerank_weight={cfg.rerank_weight} re-ranks answers with the reward model: pass reward_model_dir"
+        )
     ctx = init_distributed(
         cfg.device
     )  # joins a torchrun run (queries sharded, policy under DDP); else nothing
@@ -415,17 +425,25 @@ def train_walker(
     if run_dir is not None and ctx.is_main:
         save_graph(graph, run_dir / GRAPH_FILE)
     shaper = None
-    if cfg.reward_shaping:
+    if cfg.reward_shaping or cfg.rerank_weight > 0.0:
         assert cfg.reward_model_dir is not None
         rm_dir = Path(cfg.reward_model_dir)
         if (rm_dir / "entities.json").exists():
             ds.check_vocabularies(rm_dir)
         shaper = RewardShaper.from_run_dir(rm_dir, num_relations=ds.num_relations, device=device)
+    reranker = shaper if cfg.rerank_weight > 0.0 else None
 
     policy = build_policy(ds, cfg)
 
     def make_scorer() -> WalkerScorer:
-        return WalkerScorer(policy, env, cfg.beam_size, batch_size=cfg.eval_batch_size)
+        return WalkerScorer(
+            policy,
+            env,
+            cfg.beam_size,
+            batch_size=cfg.eval_batch_size,
+            reranker=reranker,
+            rerank_weight=cfg.rerank_weight,
+        )
 
     builtin: list[TrainingCallback] = [RewardStatsCallback()]
     diversity = PathDiversityCallback() if cfg.track_paths else None
@@ -464,7 +482,7 @@ def train_walker(
         env,
         _training_queries(graph, cfg),
         cfg,
-        reward_shaper=shaper,
+        reward_shaper=shaper if cfg.reward_shaping else None,
         callbacks=[*builtin, *(callbacks or [])],
         device=device,
     )
@@ -499,6 +517,7 @@ def train_walker(
         train_seconds=seconds,
         best_epoch=early.best_epoch if early is not None else None,
         unique_paths=list(diversity.counts) if diversity is not None else [],
+        reranker=reranker,
     )
 
 
@@ -514,6 +533,19 @@ class LoadedWalker:
     env: WalkEnvironment
     entities: Vocabulary
     relations: Vocabulary
+    reranker: RewardShaper | None = None
+    rerank_weight: float = 0.0
+
+    def scorer(self, beam_size: int | None = None) -> WalkerScorer:
+        """A :class:`WalkerScorer` over the policy (re-ranking with ``reranker`` when ``rerank_weight > 0``)."""
+        return WalkerScorer(
+            self.policy,
+            self.env,
+            beam_size or self.config.beam_size,
+            batch_size=self.config.eval_batch_size,
+            reranker=self.reranker,
+            rerank_weight=self.rerank_weight,
+        )
 
     def relation_id(self, label: str) -> int:
         """Id of a relation label; ``label_inv`` is the inverse relation. Unknown labels raise
@@ -569,13 +601,35 @@ def read_walker_files(run_dir: Path, device: str | torch.device | None = None) -
     return WalkerFiles(dev, entities, relations, graph, saved, policy)
 
 
-def load_walker(run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> LoadedWalker:
-    """Read the config, vocabularies, graph and policy of a walker run directory."""
+def load_walker(
+    run_dir: str | os.PathLike[str],
+    device: str | torch.device | None = None,
+    *,
+    rerank_weight: float | None = None,
+    reward_model_dir: str | os.PathLike[str] | None = None,
+) -> LoadedWalker:
+    """Read the config, vocabularies, graph and policy of a walker run directory.
+
+    ``rerank_weight`` (default: the run's ``config.rerank_weight``) > 0 also loads the reward model
+    (``reward_model_dir``, default the run's) to re-rank answers (:func:`~kgreason.reasoning.beam_search.rerank`).
+    """
     run_dir = Path(run_dir)
     cfg = config_from_dict(WalkerConfig, load_config_dict(run_dir / CONFIG_FILE))
     files = read_walker_files(run_dir, device)
     env = WalkEnvironment(files.graph, cfg.num_steps)
-    return LoadedWalker(cfg, files.policy, env, files.entities, files.relations)
+    weight = cfg.rerank_weight if rerank_weight is None else float(rerank_weight)
+    if not weight >= 0.0:
+        raise ValueError(f"rerank_weight must be >= 0, got {weight}")
+    reranker = None
+    if weight > 0.0:
+        rm_dir = reward_model_dir if reward_model_dir is not None else cfg.reward_model_dir
+        if rm_dir is None:
+            raise ValueError(
+                f"{run_dir}: rerank_weight={weight} needs a reward model, and the run has none "
+                "(pass reward_model_dir, a kgreason KGE run directory)"
+            )
+        reranker = RewardShaper.from_run_dir(rm_dir, num_relations=len(files.relations), device=files.device)
+    return LoadedWalker(cfg, files.policy, env, files.entities, files.relations, reranker, weight)
 
 
 def explain(
@@ -587,6 +641,7 @@ def explain(
     beam_size: int | None = None,
     paths_per_answer: int = 3,
     device: str | torch.device | None = None,
+    rerank_weight: float | None = None,
 ) -> list[Answer]:
     """The ``top_k`` answers of ``(head, relation, ?)`` with their best reasoning paths, as readable text.
 
@@ -594,18 +649,24 @@ def explain(
     :class:`~kgreason.data.vocabulary.UnknownLabelError` suggesting close matches. Each :class:`Answer` has its
     ``label``, ``score`` (log-probability of its best path) and ``paths`` with ``text`` such as
     ``Hawaii --located_in--> U.S.`` (inverse edges drawn ``<--r--``).
+
+    ``rerank_weight`` (for a run directory; default the run's own) > 0 orders the answers by ``score`` = best-path
+    log-probability + ``rerank_weight * log sigmoid f`` of the run's reward model (see
+    :func:`~kgreason.reasoning.beam_search.rerank`); the paths are the same.
     """
-    walker = run_dir if isinstance(run_dir, LoadedWalker) else load_walker(run_dir, device=device)
+    if isinstance(run_dir, LoadedWalker):
+        if rerank_weight is not None:
+            raise ValueError(
+                "rerank_weight applies when loading a run directory; set it on load_walker instead"
+            )
+        walker = run_dir
+    else:
+        walker = load_walker(run_dir, device=device, rerank_weight=rerank_weight)
     h = walker.entities.id(head)
     r = walker.relation_id(relation)
     dev = walker.env.device
-    walker.policy.eval()
-    result = beam_search(
-        walker.policy,
-        walker.env,
-        Queries(torch.tensor([h], device=dev), torch.tensor([r], device=dev)),
-        beam_size or walker.config.beam_size,
-        return_trace=True,
+    result = walker.scorer(beam_size).decode(
+        Queries(torch.tensor([h], device=dev), torch.tensor([r], device=dev)), return_trace=True
     )
     return answers_from_beam(
         result,
