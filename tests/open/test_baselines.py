@@ -69,6 +69,8 @@ def test_variants_are_configurations() -> None:
     for bad in ({"subsample": 0.0}, {"method": "x"}, {"epochs": 5, "pretrain_epochs": 5}, {"suggestions": 0}):
         with pytest.raises(ValueError):
             CPLConfig(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rerank_weight"):  # CPL has no KGE reward model to re-rank with
+        CPLConfig(reasoner={"rerank_weight": 1.0})  # type: ignore[arg-type]
 
 
 def test_config_round_trips_through_json() -> None:

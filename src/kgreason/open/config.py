@@ -181,6 +181,11 @@ class CPLConfig:
             self.reasoner = config_from_dict(WalkerConfig, self.reasoner)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.reasoner.rerank_weight != 0.0:
+            raise ValueError(
+                f"reasoner.rerank_weight={self.reasoner.rerank_weight}: re-ranking by a reward model is for "
+                "walker runs (kgreason train walker); CPL's reasoner has no KGE reward model"
+            )
         if not 0.0 < self.subsample <= 1.0:
             raise ValueError(f"subsample must be in (0, 1], got {self.subsample}")
         if self.epochs < 1 or self.pretrain_epochs < 0:
