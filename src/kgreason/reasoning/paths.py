@@ -49,7 +49,9 @@ class Path:
 @dataclass
 class Answer:
     """A ranked answer: ``entity`` id (and ``label``), ``score`` = log-probability of its best path, the best
-    ``paths`` leading to it (best first)."""
+    ``paths`` leading to it (best first). With re-ranking (``rerank_weight = w > 0``) ``score`` is that
+    log-probability plus ``w * log sigmoid f`` of the reward model, so ``probability`` is ``P(path) * sigmoid(f)^w``,
+    a ranking score rather than a probability; each path's own ``log_prob`` is unchanged."""
 
     entity: int
     score: float
