@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from kgreason.evaluation import evaluate_dataset
-from kgreason.models import load_model
-from kgreason.reasoning.trainer import load_walker
+from kgreason.reasoning.reward import RewardShaper
+from kgreason.reasoning.trainer import load_walker, walker_scorer
 from kgreason.training.run_dir import resolve_dataset
 
 KEYS = ("mrr", "hits_at_1", "hits_at_10")
@@ -47,15 +47,15 @@ def main() -> None:
         raise SystemExit(f"{args.run_dir}: the run has no reward model; pass --reward-model KGE_RUN_DIR")
     print(f"# {args.run_dir} on {ds.name}, reward model {rm_dir}; tail, filtered, realistic, x100; "
           f"{args.threads} thread(s)")  # fmt: skip
-    model = load_model(rm_dir).eval()
+    reranker = RewardShaper.from_run_dir(rm_dir, num_relations=len(base.relations))
     best: tuple[float, float] | None = None
     results: dict[float, dict[str, dict[str, float]]] = {}
     for split in ("valid", "test"):
-        rm = evaluate_dataset(model, ds, split, ("tail",), batch_size=256).metrics
+        rm = evaluate_dataset(reranker.model, ds, split, ("tail",), batch_size=256).metrics
         print(f"{split:5s} reward model alone      {_fmt(rm)}")
         for w in args.weights:
-            walker = load_walker(args.run_dir, rerank_weight=w, reward_model_dir=rm_dir)
-            m = evaluate_dataset(walker.scorer(), ds, split, ("tail",), batch_size=32).metrics
+            scorer = walker_scorer(base.policy, base.env, base.config, reranker, rerank_weight=w)
+            m = evaluate_dataset(scorer, ds, split, ("tail",), batch_size=32).metrics
             results.setdefault(w, {})[split] = m
             print(f"{split:5s} walker, rerank w={w:<5g}  {_fmt(m)}", flush=True)
             if split == "valid" and (best is None or m["tail.realistic.mrr"] > best[1]):

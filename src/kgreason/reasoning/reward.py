@@ -67,18 +67,7 @@ class RewardShaper(nn.Module):
     def log_scores(self, sources: LongTensor, relations: LongTensor) -> FloatTensor:
         """``log sigmoid f(e_s, r_q, e)`` for every entity ``e``: ``FloatTensor[b, E]`` (inverse query relations
         scored as the base triple, as in :meth:`forward`)."""
-        model: Any = self.model
-        R = self.num_relations
-        out = torch.empty(len(sources), int(model.num_entities), dtype=torch.float32, device=sources.device)
-        fwd = relations < R
-        if bool(fwd.any()):
-            hr = torch.stack([sources[fwd], relations[fwd]], dim=1)
-            out[fwd] = torch.nn.functional.logsigmoid(model.score_t(hr).float())
-        inv = ~fwd
-        if bool(inv.any()):
-            rt = torch.stack([relations[inv] - R, sources[inv]], dim=1)
-            out[inv] = torch.nn.functional.logsigmoid(model.score_h(rt).float())
-        return out
+        return torch.nn.functional.logsigmoid(self._scores(sources, relations, None))
 
     @torch.no_grad()
     def forward(self, sources: LongTensor, relations: LongTensor, ends: LongTensor) -> FloatTensor:
@@ -86,17 +75,25 @@ class RewardShaper(nn.Module):
 
         The model is run once per query row on the ``k`` candidate end points.
         """
+        return torch.sigmoid(self._scores(sources, relations, ends))
+
+    def _scores(self, sources: LongTensor, relations: LongTensor, ends: LongTensor | None) -> FloatTensor:
+        """Float32 ``f`` of the end points ``ends[b, k]`` (``None``: every entity): tail queries through
+        ``score_t``, inverse ones ``r + R`` as head queries of the base relation through ``score_h``."""
         model: Any = self.model
         R = self.num_relations
-        out = torch.empty(ends.shape, dtype=torch.float32, device=ends.device)
+        shape = ends.shape if ends is not None else (len(sources), int(model.num_entities))
+        out = torch.empty(shape, dtype=torch.float32, device=sources.device)
         fwd = relations < R
         if bool(fwd.any()):
             hr = torch.stack([sources[fwd], relations[fwd]], dim=1)
-            out[fwd] = torch.sigmoid(model.score_t(hr, tails=ends[fwd]).float())
+            kw = {} if ends is None else {"tails": ends[fwd]}
+            out[fwd] = model.score_t(hr, **kw).float()
         inv = ~fwd
         if bool(inv.any()):
             rt = torch.stack([relations[inv] - R, sources[inv]], dim=1)
-            out[inv] = torch.sigmoid(model.score_h(rt, heads=ends[inv]).float())
+            kw = {} if ends is None else {"heads": ends[inv]}
+            out[inv] = model.score_h(rt, **kw).float()
         return out
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "explain",
     "load_walker",
     "train_walker",
+    "walker_scorer",
 ]
 
 GRAPH_FILE = "graph.pt"
@@ -303,14 +304,32 @@ class WalkerResult:
 
     def scorer(self, beam_size: int | None = None) -> WalkerScorer:
         """A :class:`WalkerScorer` over the trained policy (re-ranking as ``config.rerank_weight`` says)."""
-        return WalkerScorer(
-            self.policy,
-            self.env,
-            beam_size or self.config.beam_size,
-            batch_size=self.config.eval_batch_size,
-            reranker=self.reranker,
-            rerank_weight=self.config.rerank_weight if self.reranker is not None else 0.0,
-        )
+        return walker_scorer(self.policy, self.env, self.config, self.reranker, beam_size=beam_size)
+
+
+def walker_scorer(
+    policy: WalkerPolicy,
+    env: WalkEnvironment,
+    config: WalkerConfig,
+    reranker: RewardShaper | None = None,
+    *,
+    rerank_weight: float | None = None,
+    beam_size: int | None = None,
+) -> WalkerScorer:
+    """The :class:`WalkerScorer` of a walker run: ``config``'s beam and evaluation batch size (``beam_size``
+    overrides the beam); answers re-ranked by ``reranker`` with ``rerank_weight`` (default
+    ``config.rerank_weight``), or not at all without a reranker."""
+    weight = (
+        (config.rerank_weight if rerank_weight is None else rerank_weight) if reranker is not None else 0.0
+    )
+    return WalkerScorer(
+        policy,
+        env,
+        beam_size or config.beam_size,
+        batch_size=config.eval_batch_size,
+        reranker=reranker,
+        rerank_weight=weight,
+    )
 
 
 def build_environment(dataset: Dataset, config: WalkerConfig, device: torch.device | str) -> WalkEnvironment:
@@ -436,14 +455,7 @@ def train_walker(
     policy = build_policy(ds, cfg)
 
     def make_scorer() -> WalkerScorer:
-        return WalkerScorer(
-            policy,
-            env,
-            cfg.beam_size,
-            batch_size=cfg.eval_batch_size,
-            reranker=reranker,
-            rerank_weight=cfg.rerank_weight,
-        )
+        return walker_scorer(policy, env, cfg, reranker)
 
     builtin: list[TrainingCallback] = [RewardStatsCallback()]
     diversity = PathDiversityCallback() if cfg.track_paths else None
@@ -538,13 +550,13 @@ class LoadedWalker:
 
     def scorer(self, beam_size: int | None = None) -> WalkerScorer:
         """A :class:`WalkerScorer` over the policy (re-ranking with ``reranker`` when ``rerank_weight > 0``)."""
-        return WalkerScorer(
+        return walker_scorer(
             self.policy,
             self.env,
-            beam_size or self.config.beam_size,
-            batch_size=self.config.eval_batch_size,
-            reranker=self.reranker,
+            self.config,
+            self.reranker,
             rerank_weight=self.rerank_weight,
+            beam_size=beam_size,
         )
 
     def relation_id(self, label: str) -> int:
