@@ -46,7 +46,7 @@ trained on the subset says nothing about quality.
 
 Initialisation: both libraries call theirs Xavier, but they differ in scale. kgreason applies torch's Xavier to
 the whole ``[rows, width]`` table (std ``sqrt(2 / (rows + width))``); PyKEEN's counts the embedding width only
-(std about ``sqrt(1 / dim)``). On UMLS and Kinship the two are close; on wn18rr (40,943 entities, dim 128)
+(std about ``sqrt(1 / dim)``). On UMLS and Kinship the two are close; on wn18rr (40,559 entities, dim 128)
 PyKEEN's entity embeddings start about 12x larger. ``--same-init`` copies kgreason's initial entity and relation
 tables into the PyKEEN model (TransE, DistMult, ComplEx, ConvE), so that the quality columns compare the
 training, not the initialisations.
@@ -224,9 +224,9 @@ def copy_initial_tables(kg_model: Any, pk_model: Any) -> None:
     """Start PyKEEN's entity and relation tables from kgreason's initial ones (``--same-init``).
 
     Both libraries store these tables as real ``[rows, width]`` matrices in the same layout (ComplEx: interleaved
-    real and imaginary parts in both). With reciprocal relations the inverse relations' rows are ordered
-    differently (kgreason ``r + R``, PyKEEN ``2r + 1``), so a relation and its inverse may start from swapped
-    rows -- the same values, independently drawn, so the starting distribution is identical.
+    real and imaginary parts in both). With reciprocal relations the two libraries may number the inverse
+    relations differently (kgreason: ``r + R``), so a relation may start from another relation's row -- rows
+    drawn independently from the same distribution, so the starting point is equivalent.
     """
     pairs = [
         (kg_model.entity.weight, pk_model.entity_representations[0]._embeddings.weight),
