@@ -319,9 +319,10 @@ def walker_scorer(
     """The :class:`WalkerScorer` of a walker run: ``config``'s beam and evaluation batch size (``beam_size``
     overrides the beam); answers re-ranked by ``reranker`` with ``rerank_weight`` (default
     ``config.rerank_weight``), or not at all without a reranker."""
-    weight = (
-        (config.rerank_weight if rerank_weight is None else rerank_weight) if reranker is not None else 0.0
-    )
+    if reranker is None:
+        weight = 0.0
+    else:
+        weight = config.rerank_weight if rerank_weight is None else rerank_weight
     return WalkerScorer(
         policy,
         env,
