@@ -266,6 +266,12 @@ def walker_config(values: dict[str, Any], ablation: str | None) -> Any:
     type=click.FloatRange(min=0.0),
     help="Rank answers by path log-prob + W * log sigmoid(reward model score) (0: the paper's ranking).",
 )
+@click.option(
+    "--reward-calibration",
+    "reward_calibration",
+    type=click.Choice(["none", "platt"]),
+    help="Reward sigmoid(f) as is (none, the paper) or Platt-scaled on validation answers (platt).",
+)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
 @friendly_errors
 def train_walker_cmd(

@@ -24,6 +24,8 @@ __all__ = ["ABLATIONS", "BASELINES", "PRESETS", "RESUMABLE_KEYS", "WalkerConfig"
 
 #: the REINFORCE baselines (``WalkerConfig.baseline``)
 BASELINES = ("none", "moving_average", "rollout_mean")
+#: how reward-model scores become rewards (``WalkerConfig.reward_calibration``)
+REWARD_CALIBRATIONS = ("none", "platt")
 
 #: fields that may change when a run is resumed (they do not change what is computed)
 RESUMABLE_KEYS = frozenset(
@@ -62,6 +64,11 @@ class WalkerConfig:
             to ``action_dropout_min``; ``action_dropout_epsilon``: the ``eps`` of eq. 8.
         entropy_weight: ``beta`` at epoch 1; ``entropy_decay`` multiplies it every epoch.
         reward_shaping: eq. 7 with the KGE of ``reward_model_dir``; ``False``: binary reward.
+        reward_calibration: ``"none"`` (the paper: ``sigmoid f``) or ``"platt"``: ``sigmoid(a f + b)`` with ``a, b``
+            fitted to the known answers of the validation queries before training
+            (:func:`~kgreason.reasoning.reward.fit_platt_scaling`; saved as ``reward_calibration.json``). For
+            reward models whose ``sigmoid f`` is no probability (1-N softmax cross-entropy training). Not in the
+            paper.
         baseline: ``"none"`` (the reference), ``"moving_average"`` (decay ``baseline_decay``) or
             ``"rollout_mean"`` (per walker, the mean reward of the other rollouts of its query:
             :func:`~kgreason.reasoning.reinforce.leave_one_out_baseline`); ``normalize_advantage`` standardises
@@ -107,6 +114,7 @@ class WalkerConfig:
     entropy_weight: float = 0.02
     entropy_decay: float = 1.0
     reward_shaping: bool = True
+    reward_calibration: str = "none"
     baseline: str = "none"
     baseline_decay: float = 0.9
     normalize_advantage: bool = False
@@ -148,6 +156,11 @@ class WalkerConfig:
         if self.embedding_dropout_mode not in ("table", "per_use"):
             raise ValueError(
                 f"embedding_dropout_mode must be 'table' or 'per_use', got {self.embedding_dropout_mode!r}"
+            )
+        if self.reward_calibration not in REWARD_CALIBRATIONS:
+            raise ValueError(
+                f"reward_calibration must be one of {', '.join(REWARD_CALIBRATIONS)}, "
+                f"got {self.reward_calibration!r}"
             )
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")

@@ -6,10 +6,17 @@ model). Without a shaper the reward is binary.
 
 Queries with an inverse relation ``r + R`` are scored as the base triple ``(e_T, r, e_s)``, so every model works,
 reciprocal or not.
+
+Calibration (not in the paper): ``sigmoid f`` is a probability only for a model trained with a per-triple sigmoid
+loss. A model trained with the 1-N softmax cross-entropy has scores defined up to a per-query shift (on Kinship
+its sigmoid exceeds 0.1 for 99.8% of the wrong answers), and label smoothing and dropout leave even BCE models
+under-confident. :func:`fit_platt_scaling` fits ``sigmoid(a f + b)`` (Platt scaling) to the known answers of
+validation queries; :meth:`RewardShaper.set_calibration` applies it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,7 +27,7 @@ from torch import nn
 from kgreason.reasoning.environment import Queries
 from kgreason.typing import FloatTensor, LongTensor
 
-__all__ = ["RewardShaper", "binary_reward", "shaped_reward"]
+__all__ = ["RewardShaper", "binary_reward", "fit_platt_scaling", "shaped_reward"]
 
 
 class RewardShaper(nn.Module):
@@ -30,14 +37,24 @@ class RewardShaper(nn.Module):
         model: a :class:`kgreason.models.KGEModel` (anything with ``score_t(hr, tails)`` and
             ``score_h(rt, heads)``); it is put in eval mode and its parameters are frozen.
         num_relations: ``R`` base relations (to recognise inverse query relations).
+        scale, shift: the reward is ``sigmoid(scale * f + shift)`` (default ``1, 0``: the paper's ``sigmoid f``;
+            see :func:`fit_platt_scaling`).
     """
 
-    def __init__(self, model: nn.Module, num_relations: int) -> None:
+    def __init__(self, model: nn.Module, num_relations: int, scale: float = 1.0, shift: float = 0.0) -> None:
         super().__init__()
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.num_relations = num_relations
+        self.scale, self.shift = 1.0, 0.0
+        self.set_calibration(scale, shift)
+
+    def set_calibration(self, scale: float, shift: float) -> None:
+        """Score end points by ``sigmoid(scale * f + shift)`` from now on (``1, 0``: uncalibrated)."""
+        if not (math.isfinite(scale) and math.isfinite(shift)):
+            raise ValueError(f"reward calibration must be finite, got scale={scale}, shift={shift}")
+        self.scale, self.shift = float(scale), float(shift)
 
     def train(self, mode: bool = True) -> RewardShaper:
         """The shaper stays in eval mode (no dropout, frozen batch-norm statistics)."""
@@ -94,7 +111,69 @@ class RewardShaper(nn.Module):
             rt = torch.stack([relations[inv] - R, sources[inv]], dim=1)
             kw = {} if ends is None else {"heads": ends[inv]}
             out[inv] = model.score_h(rt, **kw).float()
+        if self.scale != 1.0 or self.shift != 0.0:
+            out.mul_(self.scale).add_(self.shift)
         return out
+
+
+@torch.no_grad()
+def fit_platt_scaling(
+    shaper: RewardShaper,
+    triples: LongTensor,
+    known: LongTensor,
+    num_entities: int,
+    max_queries: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Platt scaling of a reward model: ``(a, b)`` minimising the binary cross-entropy of ``sigmoid(a f + b)``
+    against the known answers, over every entity of the queries of ``triples``.
+
+    Args:
+        shaper: the reward model; its current calibration is ignored (the fit starts from raw scores).
+        triples: ``LongTensor[n, 3]`` whose queries ``(h, r, ?)`` and inverse queries ``(t, r + R, ?)`` are used
+            (the validation split: the model was trained on the training triples, whose scores are
+            over-confident).
+        known: ``LongTensor[m, 3]`` the triples that count as true (e.g. train + validation); base relation ids.
+        num_entities: ``E``.
+        max_queries: at most this many distinct queries (a fixed random subset; ``E`` scores each).
+        seed: seed of that subset.
+
+    Returns:
+        ``(scale, shift)`` for :meth:`RewardShaper.set_calibration`.
+    """
+    if len(triples) == 0:
+        raise ValueError("reward calibration needs validation triples, and the split is empty")
+    R, E = shaper.num_relations, int(num_entities)
+    device = triples.device
+    queries = torch.cat([triples[:, :2], torch.stack([triples[:, 2], triples[:, 1] + R], dim=1)])
+    queries = torch.unique(queries, dim=0)
+    if len(queries) > max_queries:
+        gen = torch.Generator().manual_seed(seed)
+        queries = queries[torch.randperm(len(queries), generator=gen)[:max_queries].to(device)]
+    known = known.to(device)
+    both = torch.cat([known, torch.stack([known[:, 2], known[:, 1] + R, known[:, 0]], dim=1)])
+    known_keys = (both[:, 0] * (2 * R) + both[:, 1]) * E + both[:, 2]
+    query_keys = (queries[:, 0] * (2 * R) + queries[:, 1]) * E
+    labels = torch.isin(query_keys[:, None] + torch.arange(E, device=device), known_keys).float()
+    scale, shift = shaper.scale, shaper.shift
+    shaper.set_calibration(1.0, 0.0)
+    try:
+        scores = shaper._scores(queries[:, 0], queries[:, 1], None)
+    finally:
+        shaper.set_calibration(scale, shift)
+    a = torch.ones((), device=device, requires_grad=True)
+    b = torch.zeros((), device=device, requires_grad=True)
+    opt = torch.optim.LBFGS([a, b], max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * scores + b, labels)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return float(a.detach()), float(b.detach())
 
 
 def binary_reward(queries: Queries, query_index: LongTensor, final_entities: LongTensor) -> FloatTensor:

@@ -38,7 +38,7 @@ from kgreason.data.dataset import INVERSE_SUFFIX, Dataset
 from kgreason.data.graph import ActionGraph
 from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
 from kgreason.distributed.context import all_reduce, init_distributed
-from kgreason.io import atomic_torch_save
+from kgreason.io import atomic_torch_save, read_json, write_json
 from kgreason.reasoning.analysis import PathDiversityCallback
 from kgreason.reasoning.beam_search import WalkerScorer
 from kgreason.reasoning.config import RESUMABLE_KEYS, WalkerConfig
@@ -52,7 +52,7 @@ from kgreason.reasoning.reinforce import (
     reinforce_loss,
     sample_rollouts,
 )
-from kgreason.reasoning.reward import RewardShaper, shaped_reward
+from kgreason.reasoning.reward import RewardShaper, fit_platt_scaling, shaped_reward
 from kgreason.registry import suggest
 from kgreason.training.callbacks import (
     EarlyStoppingCallback,
@@ -76,6 +76,7 @@ from kgreason.typing import FloatTensor, LongTensor
 __all__ = [
     "GRAPH_FILE",
     "LoadedWalker",
+    "REWARD_CALIBRATION_FILE",
     "RewardStatsCallback",
     "WalkerResult",
     "WalkerTrainingLoop",
@@ -87,6 +88,27 @@ __all__ = [
 ]
 
 GRAPH_FILE = "graph.pt"
+#: the fitted reward calibration of a run with ``reward_calibration="platt"``
+REWARD_CALIBRATION_FILE = "reward_calibration.json"
+
+
+def calibrate_reward(shaper: RewardShaper, ds: Dataset, run_dir: Path | None, device: torch.device) -> None:
+    """Platt-scale ``shaper`` on the validation queries of ``ds`` (answers: train + valid) and record the fit in
+    ``run_dir / REWARD_CALIBRATION_FILE``. The fit is deterministic, so a resumed run refits the same values."""
+    valid = ds.split("valid").to(device)
+    known = torch.cat([ds.train, ds.split("valid")]).to(device)
+    scale, shift = fit_platt_scaling(shaper, valid, known, ds.num_entities)
+    shaper.set_calibration(scale, shift)
+    if run_dir is not None:
+        write_json(run_dir / REWARD_CALIBRATION_FILE, {"method": "platt", "scale": scale, "shift": shift})
+
+
+def load_reward_calibration(shaper: RewardShaper, run_dir: Path) -> None:
+    """Apply the calibration a walker run recorded (nothing when the run has none)."""
+    path = run_dir / REWARD_CALIBRATION_FILE
+    if path.exists():
+        fit = read_json(path)
+        shaper.set_calibration(float(fit["scale"]), float(fit["shift"]))
 
 
 class RolloutTrainingLoop(TrainingLoop):
@@ -451,6 +473,8 @@ def train_walker(
         if (rm_dir / "entities.json").exists():
             ds.check_vocabularies(rm_dir)
         shaper = RewardShaper.from_run_dir(rm_dir, num_relations=ds.num_relations, device=device)
+        if cfg.reward_calibration == "platt":
+            calibrate_reward(shaper, ds, run_dir if ctx.is_main else None, device)
     reranker = shaper if cfg.rerank_weight > 0.0 else None
 
     policy = build_policy(ds, cfg)
@@ -624,7 +648,9 @@ def load_walker(
     """Read the config, vocabularies, graph and policy of a walker run directory.
 
     ``rerank_weight`` (default: the run's ``config.rerank_weight``) > 0 also loads the reward model
-    (``reward_model_dir``, default the run's) to re-rank answers (:func:`~kgreason.reasoning.beam_search.rerank`).
+    (``reward_model_dir``, default the run's) to re-rank answers (:func:`~kgreason.reasoning.beam_search.rerank`);
+    the run's own reward model keeps the run's reward calibration (``reward_calibration.json``), another one is
+    used uncalibrated.
     """
     run_dir = Path(run_dir)
     cfg = config_from_dict(WalkerConfig, load_config_dict(run_dir / CONFIG_FILE))
@@ -642,6 +668,8 @@ def load_walker(
                 "(pass reward_model_dir, a kgreason KGE run directory)"
             )
         reranker = RewardShaper.from_run_dir(rm_dir, num_relations=len(files.relations), device=files.device)
+        if reward_model_dir is None:  # the run's own reward model: with the run's calibration, if any
+            load_reward_calibration(reranker, run_dir)
     return LoadedWalker(cfg, files.policy, env, files.entities, files.relations, reranker, weight)
 
 
