@@ -58,9 +58,9 @@ def main() -> None:
     for rm in args.reward_models:
         shaper = RewardShaper.from_run_dir(rm, num_relations=ds.num_relations)
         a, b = fit_platt_scaling(shaper, valid, known, ds.num_entities)
-        raw = torch.sigmoid(shaper._scores(queries[:, 0], queries[:, 1], None))
+        raw = shaper.log_scores(queries[:, 0], queries[:, 1]).exp()
         shaper.set_calibration(a, b)
-        calibrated = torch.sigmoid(shaper._scores(queries[:, 0], queries[:, 1], None))
+        calibrated = shaper.log_scores(queries[:, 0], queries[:, 1]).exp()
         print(f"{rm}: a = {a:.3f}, b = {b:.3f}")
         print(f"  raw         {_stats(raw, train, held_out)}")
         print(f"  calibrated  {_stats(calibrated, train, held_out)}")
