@@ -144,6 +144,8 @@ def test_train_walker_and_explain(tmp_path: Path, shared_data: Path) -> None:
             "0.1",
             "--rerank-weight",
             "0.5",
+            "--reward-calibration",
+            "platt",
             "--output-dir",
             str(walker),
         ],
@@ -152,7 +154,8 @@ def test_train_walker_and_explain(tmp_path: Path, shared_data: Path) -> None:
     assert code == 0, out
     saved = json.loads((walker / "config.json").read_text())
     assert saved["action_dropout"] == 0.1 and saved["reward_shaping"] is True and saved["embedding_dim"] == 16
-    assert saved["rerank_weight"] == 0.5
+    assert saved["rerank_weight"] == 0.5 and saved["reward_calibration"] == "platt"
+    assert (walker / "reward_calibration.json").exists()
     assert "tail.realistic.mrr" in json.loads((walker / "metrics.json").read_text())
     entities = json.loads((walker / "entities.json").read_text())
     relations = json.loads((walker / "relations.json").read_text())
