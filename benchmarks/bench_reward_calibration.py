@@ -20,15 +20,18 @@ import torch
 
 from kgreason.reasoning.reward import RewardShaper, fit_platt_scaling
 from kgreason.training.run_dir import resolve_dataset
+from kgreason.training.samplers import triple_keys
 
 
 def _answer_mask(
     queries: torch.Tensor, known: torch.Tensor, num_relations: int, num_entities: int
 ) -> torch.Tensor:
     """``BoolTensor[n, E]``: entity ``e`` is a known answer of tail query ``queries[i] = (h, r)``."""
-    keys = (known[:, 0] * num_relations + known[:, 1]) * num_entities + known[:, 2]
-    rows = (queries[:, 0] * num_relations + queries[:, 1]) * num_entities
-    return torch.isin(rows[:, None] + torch.arange(num_entities), keys)
+    keys = triple_keys(known, num_entities, num_relations)
+    first = triple_keys(
+        torch.nn.functional.pad(queries, (0, 1)), num_entities, num_relations
+    )  # (h, r, entity 0)
+    return torch.isin(first[:, None] + torch.arange(num_entities), keys)
 
 
 def _stats(probs: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor) -> str:

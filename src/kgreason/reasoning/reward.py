@@ -24,7 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from kgreason.data.triples import add_inverse_triples
 from kgreason.reasoning.environment import Queries
+from kgreason.training.samplers import triple_keys
 from kgreason.typing import FloatTensor, LongTensor
 
 __all__ = ["RewardShaper", "binary_reward", "fit_platt_scaling", "shaped_reward"]
@@ -146,16 +148,13 @@ def fit_platt_scaling(
         raise ValueError("reward calibration needs validation triples, and the split is empty")
     R, E = shaper.num_relations, int(num_entities)
     device = triples.device
-    queries = torch.cat([triples[:, :2], torch.stack([triples[:, 2], triples[:, 1] + R], dim=1)])
-    queries = torch.unique(queries, dim=0)
+    queries = torch.unique(add_inverse_triples(triples, R)[:, :2], dim=0)
     if len(queries) > max_queries:
         gen = torch.Generator().manual_seed(seed)
         queries = queries[torch.randperm(len(queries), generator=gen)[:max_queries].to(device)]
-    known = known.to(device)
-    both = torch.cat([known, torch.stack([known[:, 2], known[:, 1] + R, known[:, 0]], dim=1)])
-    known_keys = (both[:, 0] * (2 * R) + both[:, 1]) * E + both[:, 2]
-    query_keys = (queries[:, 0] * (2 * R) + queries[:, 1]) * E
-    labels = torch.isin(query_keys[:, None] + torch.arange(E, device=device), known_keys).float()
+    known_keys = triple_keys(add_inverse_triples(known.to(device), R), E, 2 * R)
+    first = triple_keys(torch.nn.functional.pad(queries, (0, 1)), E, 2 * R)  # key of (h, r, entity 0)
+    labels = torch.isin(first[:, None] + torch.arange(E, device=device), known_keys).float()
     scale, shift = shaper.scale, shaper.shift
     shaper.set_calibration(1.0, 0.0)
     try:
