@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kgreason.models.initializers import INITIALIZERS
 from kgreason.models.kernels import gathered_dot, gathered_l1, gathered_l2
 from kgreason.models.regularizers import REGULARIZERS, Regularizer
 from kgreason.registry import Registry
@@ -189,6 +190,9 @@ class KGEModel(nn.Module, abc.ABC):
             then feed inverse triples (``kgreason.data.add_inverse_triples``).
         regularizer: name in :data:`kgreason.models.regularizers.REGULARIZERS` (``"lp"``, ``"n3"``) or ``None``.
         regularizer_kwargs: its keyword arguments (e.g. ``{"weight": 1e-3}``).
+        entity_initializer, relation_initializer: names in :data:`kgreason.models.initializers.INITIALIZERS`
+            for the entity and relation tables (``"xavier_normal_per_row"``, ...); ``None`` keeps the model's
+            default (its paper code's: torch's Xavier over the whole table).
 
     Regularisation: in training mode with gradients enabled, every scoring call adds the regulariser's penalty on
     the embeddings it looked up (query heads and relations, and the candidate rows when a candidate subset is
@@ -212,6 +216,8 @@ class KGEModel(nn.Module, abc.ABC):
         inverse_relations: bool,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__()
         for label, value in (
@@ -231,6 +237,12 @@ class KGEModel(nn.Module, abc.ABC):
         self._regularizer_name = REGULARIZERS.canonical(regularizer) if regularizer is not None else None
         self._regularization_sum: torch.Tensor | None = None
         self._extra_config: dict[str, Any] = {}
+        self._initializers: dict[str, str | None] = {
+            "entity": INITIALIZERS.canonical(entity_initializer) if entity_initializer is not None else None,
+            "relation": INITIALIZERS.canonical(relation_initializer)
+            if relation_initializer is not None
+            else None,
+        }
 
     # ---- what subclasses implement ------------------------------------------------------------------------------
 
@@ -402,6 +414,10 @@ class KGEModel(nn.Module, abc.ABC):
             **self._extra_config,
             "regularizer": self._regularizer_name,
             "regularizer_kwargs": self.regularizer.config if self.regularizer is not None else None,
+            # only when chosen: configs written before these options existed rebuild and resume unchanged
+            **{
+                f"{table}_initializer": name for table, name in self._initializers.items() if name is not None
+            },
         }
 
     def extra_repr(self) -> str:
@@ -411,6 +427,10 @@ class KGEModel(nn.Module, abc.ABC):
         )
 
     # ---- helpers for subclasses ------------------------------------------------------------------------------
+
+    def _initialize(self, table: torch.Tensor, which: str, default: str) -> None:
+        """Fill the ``which`` (``"entity"`` / ``"relation"``) table with the chosen initialiser, else ``default``."""
+        INITIALIZERS.get(self._initializers[which] or default)(table)
 
     def _batch_norm(self, bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
         """``bn(x)``, except that a training batch of one row (no batch statistics) uses the running ones."""

@@ -68,9 +68,18 @@ class ComplEx(KGEModel):
         embedding_dropout: float = 0.3,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__(
-            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+            num_entities,
+            num_relations,
+            embedding_dim,
+            inverse_relations,
+            regularizer,
+            regularizer_kwargs,
+            entity_initializer,
+            relation_initializer,
         )
         if not 0.0 <= embedding_dropout < 1.0:
             raise ValueError(f"ComplEx: embedding_dropout must be in [0, 1), got {embedding_dropout!r}")
@@ -81,8 +90,8 @@ class ComplEx(KGEModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.entity.weight)
-        nn.init.xavier_uniform_(self.relation.weight)
+        self._initialize(self.entity.weight, "entity", "xavier_uniform")
+        self._initialize(self.relation.weight, "relation", "xavier_uniform")
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return fast_dropout(x, self.dropout.p, self.training)

@@ -70,9 +70,18 @@ class ConvE(KGEModel):
         embedding_dropout: float = 0.3,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__(
-            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+            num_entities,
+            num_relations,
+            embedding_dim,
+            inverse_relations,
+            regularizer,
+            regularizer_kwargs,
+            entity_initializer,
+            relation_initializer,
         )
         d = self.embedding_dim
         if embedding_height < 1 or d % embedding_height:
@@ -117,8 +126,8 @@ class ConvE(KGEModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_normal_(self.entity.weight)
-        nn.init.xavier_normal_(self.relation.weight)
+        self._initialize(self.entity.weight, "entity", "xavier_normal")
+        self._initialize(self.relation.weight, "relation", "xavier_normal")
         nn.init.zeros_(self.entity_bias)
         for module in (self.conv, self.fc, self.bn_input, self.bn_features, self.bn_hidden):
             module.reset_parameters()

@@ -45,17 +45,26 @@ class DistMult(KGEModel):
         inverse_relations: bool = True,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__(
-            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+            num_entities,
+            num_relations,
+            embedding_dim,
+            inverse_relations,
+            regularizer,
+            regularizer_kwargs,
+            entity_initializer,
+            relation_initializer,
         )
         self.entity = nn.Embedding(self.num_entities, self.embedding_dim)
         self.relation = nn.Embedding(self.num_relations_embedded, self.embedding_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.entity.weight)
-        nn.init.xavier_uniform_(self.relation.weight)
+        self._initialize(self.entity.weight, "entity", "xavier_uniform")
+        self._initialize(self.relation.weight, "relation", "xavier_uniform")
 
     def _query(self, e: torch.Tensor, r: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
         x, w = self.entity(e), self.relation(r)

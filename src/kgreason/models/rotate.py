@@ -70,12 +70,26 @@ class RotatE(KGEModel):
         p: int = 2,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__(
-            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+            num_entities,
+            num_relations,
+            embedding_dim,
+            inverse_relations,
+            regularizer,
+            regularizer_kwargs,
+            entity_initializer,
+            relation_initializer,
         )
         if p not in (1, 2):
             raise ValueError(f"RotatE: p must be 1 or 2, got {p!r}")
+        if relation_initializer is not None:
+            raise ValueError(
+                f"RotatE: relation_initializer={relation_initializer!r} is not supported: its relations are "
+                "rotation phases, drawn uniformly from [-pi, pi]"
+            )
         self.p = int(p)
         self._extra_config = {"p": self.p}
         self.entity = nn.Embedding(self.num_entities, 2 * self.embedding_dim)
@@ -83,7 +97,7 @@ class RotatE(KGEModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.entity.weight)
+        self._initialize(self.entity.weight, "entity", "xavier_uniform")
         nn.init.uniform_(self.phase.weight, -math.pi, math.pi)
 
     def _rotation(self, r: torch.Tensor) -> torch.Tensor:

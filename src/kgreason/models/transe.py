@@ -60,9 +60,18 @@ class TransE(KGEModel):
         normalize_entities: bool = True,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__(
-            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+            num_entities,
+            num_relations,
+            embedding_dim,
+            inverse_relations,
+            regularizer,
+            regularizer_kwargs,
+            entity_initializer,
+            relation_initializer,
         )
         if p not in (1, 2):
             raise ValueError(f"TransE: p must be 1 or 2, got {p!r}")
@@ -74,8 +83,8 @@ class TransE(KGEModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.entity.weight)
-        nn.init.xavier_uniform_(self.relation.weight)
+        self._initialize(self.entity.weight, "entity", "xavier_uniform")
+        self._initialize(self.relation.weight, "relation", "xavier_uniform")
 
     def _entity_table(self) -> torch.Tensor:
         """``FloatTensor[E, d]``: the entity table, projected onto the unit sphere if ``normalize_entities``."""

@@ -58,9 +58,18 @@ class TuckER(KGEModel):
         hidden_dropout2: float = 0.5,
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
+        entity_initializer: str | None = None,
+        relation_initializer: str | None = None,
     ) -> None:
         super().__init__(
-            num_entities, num_relations, embedding_dim, inverse_relations, regularizer, regularizer_kwargs
+            num_entities,
+            num_relations,
+            embedding_dim,
+            inverse_relations,
+            regularizer,
+            regularizer_kwargs,
+            entity_initializer,
+            relation_initializer,
         )
         d_e = self.embedding_dim
         d_r = int(relation_dim) if relation_dim is not None else d_e
@@ -84,8 +93,8 @@ class TuckER(KGEModel):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_normal_(self.entity.weight)
-        nn.init.xavier_normal_(self.relation.weight)
+        self._initialize(self.entity.weight, "entity", "xavier_normal")
+        self._initialize(self.relation.weight, "relation", "xavier_normal")
         nn.init.uniform_(self.core, -1.0, 1.0)
         self.bn_input.reset_parameters()
         self.bn_hidden.reset_parameters()
