@@ -48,8 +48,10 @@ Initialisation: both libraries call theirs Xavier, but they differ in scale. kgr
 the whole ``[rows, width]`` table (std ``sqrt(2 / (rows + width))``); PyKEEN's counts the embedding width only
 (std about ``sqrt(1 / dim)``). On UMLS and Kinship the two are close; on wn18rr (40,559 entities, dim 128)
 PyKEEN's entity embeddings start about 12x larger. ``--same-init`` copies kgreason's initial entity and relation
-tables into the PyKEEN model (TransE, DistMult, ComplEx, ConvE), so that the quality columns compare the
-training, not the initialisations.
+tables (ConvE: and its convolution, projection and batch-norm layers) into the PyKEEN model (TransE, DistMult,
+ComplEx, ConvE), so that the quality columns compare the training, not the initialisations. The copy is made
+when PyKEEN's first batch starts: ``TrainingLoop.train`` calls ``model.reset_parameters_()`` first, which would
+undo a copy made before it (as it did here until 2026-12-06).
 
 Timings on a machine where other work runs are noisy; the ratios of one run (both libraries measured back to
 back) are the figures to compare. Every line states the thread count.
@@ -106,6 +108,7 @@ class Config:
     threads: int
     seed: int
     precision: str = "fp32"  # kgreason only (PyKEEN trains in float32)
+    initializer: str | None = None  # kgreason only: its entity (and relation) initialiser; None: the model's
 
     @property
     def conve_height(self) -> int:
@@ -164,6 +167,10 @@ def make_kgreason_model(cfg: Config, ds: Dataset) -> Any:
         kwargs["embedding_height"] = cfg.conve_height
     if cfg.model in ("complex", "conve"):
         kwargs["embedding_dropout"] = 0.0  # PyKEEN's ComplEx and ConvE have none
+    if cfg.initializer is not None:
+        kwargs["entity_initializer"] = cfg.initializer
+        if cfg.model != "rotate":  # RotatE's relations are phases
+            kwargs["relation_initializer"] = cfg.initializer
     return MODELS.make(cfg.model, kwargs, num_entities=ds.num_entities, num_relations=ds.num_relations)
 
 
@@ -221,20 +228,39 @@ SAME_INIT_MODELS = ("transe", "distmult", "complex", "conve")
 
 
 def copy_initial_tables(kg_model: Any, pk_model: Any) -> None:
-    """Start PyKEEN's entity and relation tables from kgreason's initial ones (``--same-init``).
+    """Set PyKEEN's entity and relation tables to kgreason's (``--same-init``); ConvE: also its network.
 
     Both libraries store these tables as real ``[rows, width]`` matrices in the same layout (ComplEx: interleaved
-    real and imaginary parts in both). With reciprocal relations the two libraries may number the inverse
-    relations differently (kgreason: ``r + R``), so a relation may start from another relation's row -- rows
-    drawn independently from the same distribution, so the starting point is equivalent.
+    real and imaginary parts in both). With reciprocal relations kgreason numbers relation ``r``'s inverse
+    ``r + R``, PyKEEN ``r -> 2r`` and its inverse ``2r + 1``: rows are copied to match. ConvE's layers follow the
+    same order in both (batch norm, convolution, batch norm; projection, batch norm), so they are copied too and
+    both start from identical weights. Call it after PyKEEN's ``reset_parameters_()`` (:func:`run_pykeen` does, on the first batch).
     """
-    pairs = [
-        (kg_model.entity.weight, pk_model.entity_representations[0]._embeddings.weight),
-        (kg_model.relation.weight, pk_model.relation_representations[0]._embeddings.weight),
-    ]
+    pk_relations = pk_model.relation_representations[0]._embeddings.weight
+    kg_relations = kg_model.relation.weight
+    pairs = [(kg_model.entity.weight, pk_model.entity_representations[0]._embeddings.weight)]
+    if kg_relations.shape == pk_relations.shape and getattr(kg_model, "inverse_relations", False):
+        num = kg_model.num_relations
+        pairs += [(kg_relations[:num], pk_relations[0::2]), (kg_relations[num:], pk_relations[1::2])]
+    else:
+        pairs.append((kg_relations, pk_relations))
+    if kg_model.name == "conve":
+        inter = pk_model.interaction
+        layers = [
+            (kg_model.bn_input, inter.hr2d[0]),
+            (kg_model.conv, inter.hr2d[2]),
+            (kg_model.bn_features, inter.hr2d[3]),
+            (kg_model.fc, inter.hr1d[0]),
+            (kg_model.bn_hidden, inter.hr1d[2]),
+        ]
+        pairs.append(
+            (kg_model.entity_bias.view(-1, 1), pk_model.entity_representations[1]._embeddings.weight)
+        )
+        for src_layer, dst_layer in layers:
+            pairs += list(zip(src_layer.state_dict().values(), dst_layer.state_dict(keep_vars=True).values()))
     for src, dst in pairs:
         if src.shape != dst.shape:
-            raise ValueError(f"--same-init: kgreason table {tuple(src.shape)} vs PyKEEN {tuple(dst.shape)}")
+            raise ValueError(f"--same-init: kgreason tensor {tuple(src.shape)} vs PyKEEN {tuple(dst.shape)}")
     with torch.no_grad():
         for src, dst in pairs:
             dst.copy_(src)
@@ -291,11 +317,17 @@ def run_pykeen(
     model = classes[cfg.model](
         triples_factory=tf, embedding_dim=cfg.dim, loss=loss, random_seed=cfg.seed, **kwargs
     )
-    if same_init:
-        copy_initial_tables(make_kgreason_model(cfg, ds), model)
+    source = make_kgreason_model(cfg, ds) if same_init else None
     stamps: list[tuple[float, float]] = []
 
     class Timer(PKCallback):
+        def pre_batch(self, **kw: Any) -> None:
+            # PyKEEN's train() re-initialises the model before its first batch: copy kgreason's weights after that
+            nonlocal source
+            if source is not None:
+                copy_initial_tables(source, model)
+                source = None
+
         def post_epoch(self, epoch: int, epoch_loss: float, **kw: Any) -> None:
             stamps.append(_stamp())
 
@@ -392,8 +424,14 @@ def main() -> None:
     parser.add_argument(
         "--same-init",
         action="store_true",
-        help="PyKEEN's entity and relation tables start from kgreason's initial tables (TransE, DistMult, "
-        "ComplEx, ConvE); without it each library uses its own Xavier convention",
+        help="PyKEEN's entity and relation tables (ConvE: and network) start from kgreason's initial ones "
+        "(TransE, DistMult, ComplEx, ConvE); without it each library uses its own Xavier convention",
+    )
+    parser.add_argument(
+        "--initializer",
+        default=None,
+        help="kgreason's entity and relation initialiser (kgreason.models.initializers.INITIALIZERS, e.g. "
+        "xavier_normal_per_row, PyKEEN's convention); default: each model's own",
     )
     parser.add_argument("--no-eval", action="store_true", help="skip the final test MRR")
     parser.add_argument("--no-matmul", action="store_true", help="skip the matmul FLOP/s measurement")
@@ -437,7 +475,8 @@ def main() -> None:
         + f"; dim={args.dim}, "
         f"epochs={args.epochs} (median of epochs 2..), threads={args.threads}, torch {torch.__version__}, "
         f"kgreason precision {args.precision}, malloc thresholds raised: {tuned}, "
-        f"PyKEEN starts from kgreason's tables: {args.same_init}"
+        f"PyKEEN starts from kgreason's tables: {args.same_init}, "
+        f"kgreason initialiser: {args.initializer or 'each model default'}"
     )
     header = (
         f"{'model':9s} {'loop':8s} {'kgreason s':>10s} {'pykeen s':>9s} {'ratio':>6s} {'cpu ratio':>9s}  "
@@ -462,6 +501,7 @@ def main() -> None:
                 threads=args.threads,
                 seed=args.seed,
                 precision=args.precision,
+                initializer=args.initializer,
             )
             results: dict[str, RunResult] = {}
             num_queries = None
