@@ -357,6 +357,10 @@ def run_pykeen(
         pin_memory=False,
         **train_kwargs,
     )
+    if source is not None:  # the hook never ran: the comparison would use PyKEEN's own initialisation
+        raise RuntimeError(
+            "--same-init: PyKEEN started no batch; kgreason's initial weights were never copied"
+        )
     return RunResult("pykeen", *_durations(start, stamps)), model
 
 
