@@ -86,6 +86,17 @@ def test_fused_feature_maps_match_the_layers_in_eval() -> None:
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_patch_moments_gradient_is_exact() -> None:
+    """The batch-norm statistics' hand-written backward (one matmul) against autograd's numerical check."""
+    from kgreason.models.conve import _PatchMoments
+
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)
+    mean, second = _PatchMoments.apply(x)
+    assert torch.allclose(mean, x.mean(dim=(0, 2)))
+    assert torch.allclose(second, torch.einsum("bkl,bjl->kj", x, x) / 15)
+    assert torch.autograd.gradcheck(_PatchMoments.apply, (x,))
+
+
 def test_feature_map_dropout_drops_whole_channels_per_example() -> None:
     fused, _ = _pair(feature_map_dropout=0.5)
     img = torch.randn(64, 1, 8, 6)

@@ -16,6 +16,28 @@ from kgreason.models.base import KGEModel, dot_scores, fast_dropout, gather, reg
 __all__ = ["ConvE"]
 
 
+class _PatchMoments(torch.autograd.Function):
+    """First and second moments of image patches ``x[b, k, l]`` over batch and positions (``n = b * L``):
+    ``mean[k] = sum x[b, k, l] / n`` and ``second[k, j] = sum x[b, k, l] x[b, j, l] / n``.
+
+    One autograd node whose backward is one broadcast matmul ``(G + G^T) / n @ x`` plus the mean's term, where
+    autograd through ``mean`` and ``einsum`` ran three skinny batched matmuls, two transposing copies and a
+    division over ``x`` (a quarter of ConvE's network time at 256 queries).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[0] * x.shape[2]
+        ctx.save_for_backward(x)
+        return x.sum(dim=(0, 2)) / n, torch.bmm(x, x.transpose(1, 2)).sum(0) / n
+
+    @staticmethod
+    def backward(ctx: Any, grad_mean: torch.Tensor, grad_second: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        n = x.shape[0] * x.shape[2]
+        return torch.matmul((grad_second + grad_second.t()) / n, x).add_((grad_mean / n)[:, None])
+
+
 @register_model("conve")
 class ConvE(KGEModel):
     """ConvE: a 2D convolution over the stacked head and relation images, a projection back to the embedding
@@ -162,8 +184,7 @@ class ConvE(KGEModel):
             with torch.autocast(img.device.type, enabled=False):  # statistics in full precision
                 x = patches.float()
                 n = b * x.shape[2]
-                mean = x.mean(dim=(0, 2))
-                second = torch.einsum("bkl,bjl->kj", x, x) / n
+                mean, second = _PatchMoments.apply(x)
                 w = weight.float()
                 mu = w @ mean + bias
                 var = ((w @ (second - torch.outer(mean, mean))) * w).sum(1).clamp_min(0.0)
