@@ -383,6 +383,12 @@ def train_cpl_cmd(
     help="Walker runs: order answers by path log-prob + W * log sigmoid(reward model score) "
     "(default: the run's own setting).",
 )
+@click.option(
+    "--include-known",
+    is_flag=True,
+    help="Walker runs: decode over every last-step edge, so answers the training graph already states for "
+    "(HEAD, RELATION) are ranked too (by default the last step is decoded as in training, without them).",
+)
 @friendly_errors
 def explain_cmd(
     run_dir: Path,
@@ -392,6 +398,7 @@ def explain_cmd(
     paths_per_answer: int,
     as_json: bool,
     rerank_weight: float | None,
+    include_known: bool,
 ) -> None:
     """Answer (HEAD, RELATION, ?) with a trained walker and show the reasoning path behind each answer."""
     import dataclasses
@@ -405,12 +412,15 @@ def explain_cmd(
 
         if rerank_weight is not None:
             _fail("--rerank-weight applies to walker runs (kgreason train walker), not to CPL runs")
+        if include_known:
+            _fail("--include-known applies to walker runs (kgreason train walker), not to CPL runs")
         explain_fn = explain_cpl
     else:
         from kgreason.reasoning import explain
 
         explain_fn = explain
         extra["rerank_weight"] = rerank_weight
+        extra["include_known"] = include_known
 
     answers = explain_fn(run_dir, head, relation, top_k=top_k, paths_per_answer=paths_per_answer, **extra)
     if as_json:

@@ -132,3 +132,28 @@ def test_format_path() -> None:
         format_path(tagged, labels.__getitem__, rels.__getitem__, 3, {1: "text"})
         == "Obama --live_in[text]--> U.S."
     )
+
+
+def test_masking_known_answers_leaves_them_only_to_no_op_and_renormalises_the_last_step() -> None:
+    policy, env = setup(2)
+    queries = Queries(torch.tensor([0, 1]), torch.tensor([0, 1]))  # (0, r0, ?) knows 1; (1, r1, ?) knows 4
+    known = {0: {1}, 1: {4}}
+    no_op = 2 * R
+    plain = beam_search(policy, env, queries, beam_size=E, return_trace=True)
+    masked = beam_search(policy, env, queries, beam_size=E, return_trace=True, mask_known_answers=True)
+    last_plain, last = plain.steps[-1], masked.steps[-1]
+    for b, answers in known.items():
+        for e in answers:
+            into = (last_plain.entity[b] == e) & (last_plain.score[b] > float("-inf"))
+            assert bool((last_plain.relation[b][into] != no_op).any())  # reached by an edge when not masked
+            into = (last.entity[b] == e) & (last.score[b] > float("-inf"))
+            assert bool((last.relation[b][into] == no_op).all())  # masked: only by staying there
+            assert masked.scores[b, e] <= plain.scores[b, e] + 1e-6
+    # every other answer reached by both keeps or raises its score: the last step's softmax loses mass only
+    both = (plain.scores > float("-inf")) & (masked.scores > float("-inf"))
+    for b, answers in known.items():
+        both[b, list(answers)] = False
+    assert both.any()
+    assert bool((masked.scores[both] >= plain.scores[both] - 1e-6).all())
+    scorer = WalkerScorer(policy, env, beam_size=E, mask_known_answers=True)
+    assert torch.allclose(scorer.score_t(torch.tensor([[0, 0], [1, 1]])), masked.scores)

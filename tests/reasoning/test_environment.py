@@ -55,6 +55,23 @@ def test_other_answers_masked_at_last_step_only() -> None:
     assert (1 + R, 1) in last_from_2
 
 
+def test_decoding_can_mask_every_known_answer_at_the_last_step() -> None:
+    env = WalkEnvironment(graph(), num_steps=2)
+    q = Queries(torch.tensor([0]), torch.tensor([0]))  # (0, r0, ?): known answers {1, 2}; no target
+    plain = env.start(q, training=False)
+    masked = env.start(q, training=False, mask_known_answers=True)
+    # last step from entity 3: (3, r1, 2) reaches the known answer 2
+    assert (1, 2) in valid_actions(plain.actions(1, torch.tensor([3]), torch.tensor([0])), 0)
+    last = valid_actions(masked.actions(1, torch.tensor([3]), torch.tensor([0])), 0)
+    assert (1, 2) not in last and (1 + R, 0) in last
+    # from entity 0 both known answers go; NO_OP stays; the first step is untouched
+    last0 = valid_actions(masked.actions(1, torch.tensor([0]), torch.tensor([0])), 0)
+    assert not {(0, 1), (0, 2)} & last0 and (4, 0) in last0
+    assert (0, 1) in valid_actions(masked.actions(0, torch.tensor([0]), torch.tensor([0])), 0)
+    # the query edge itself stays an action (only training removes it)
+    assert (0, 1) in valid_actions(masked.actions(0, torch.tensor([0]), torch.tensor([0])), 0)
+
+
 def test_masking_never_leaves_a_walker_without_actions() -> None:
     # entity 0's only edge is the query edge; entity 1's only edge back is its inverse; self-loop fact too
     t = torch.tensor([[0, 0, 1], [2, 0, 2]])

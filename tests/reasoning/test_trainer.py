@@ -104,6 +104,16 @@ def test_explain_text(trained: tuple[Dataset, Path, object]) -> None:
         explain(run_dir, f"e{x}", "r22")
     walker = load_walker(run_dir)
     assert walker.relation_id("r1_inv") == 1 + 4 and walker.relation_label(8) == "NO_OP"
+    # an answer the training graph already states: reached by its rule path only with include_known
+    assert walker.config.mask_known_answers
+    h, _, t = next(row for row in ds.train.tolist() if row[1] == 2)
+    rule_path = f"e{h} --r0--> e{(h + 1) % ds.num_entities} --r1--> e{t}"
+    everything = explain(run_dir, f"e{h}", "r2", top_k=ds.num_entities, include_known=True)
+    assert rule_path in [p.text for a in everything if a.label == f"e{t}" for p in a.paths]
+    default = explain(run_dir, f"e{h}", "r2", top_k=ds.num_entities)
+    assert all(
+        p.steps[-1].relation == 8 for a in default if a.label == f"e{t}" for p in a.paths
+    )  # NO_OP only
 
 
 def test_resume_continues_from_checkpoint(tmp_path: Path, rule_ds: Dataset) -> None:

@@ -78,6 +78,7 @@ def beam_search(
     queries: Queries,
     beam_size: int,
     return_trace: bool = False,
+    mask_known_answers: bool = False,
 ) -> BeamSearchResult:
     """Beam-search the ``T``-step paths of ``queries`` (targets ignored; no training masks).
 
@@ -87,13 +88,19 @@ def beam_search(
         queries: ``B`` queries ``(sources, relations)``.
         beam_size: ``K``, prefixes kept per query per step and answers returned per query.
         return_trace: also keep the per-step beams for path extraction.
+        mask_known_answers: at the last step, no edge leads to an answer of ``(e_s, r_q)`` already in the
+            environment's known answers (the training graph), as during training (MINERVA's rule) and as the
+            reference code decodes (:meth:`WalkEnvironment.start`); as in training, ``NO_OP`` stays available, so
+            a known answer is only reached by a walker already standing on it.
 
     Returns:
         :class:`BeamSearchResult`.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-    episode = env.start(Queries(queries.sources, queries.relations), training=False)
+    episode = env.start(
+        Queries(queries.sources, queries.relations), training=False, mask_known_answers=mask_known_answers
+    )
     q = episode.queries
     B, T, E = len(q), env.num_steps, env.num_entities
     device = q.sources.device
@@ -229,6 +236,8 @@ class WalkerScorer:
             ~32 MB are slower to allocate, so moderate batches decode faster).
         reranker, rerank_weight: re-rank the beam's answers by ``path log-prob + rerank_weight * log sigmoid f``
             with this reward model (:func:`rerank`); ``None`` or weight 0: the paper's ranking.
+        mask_known_answers: decode without last-step edges to known answers of the query (:func:`beam_search`);
+            filtered evaluation ignores those answers' own scores anyway; the other answers' scores change.
     """
 
     def __init__(
@@ -239,6 +248,7 @@ class WalkerScorer:
         batch_size: int = 32,
         reranker: RewardShaper | None = None,
         rerank_weight: float = 0.0,
+        mask_known_answers: bool = False,
     ) -> None:
         if rerank_weight > 0.0 and reranker is None:
             raise ValueError(f"rerank_weight={rerank_weight} needs a reranker (the reward model)")
@@ -250,6 +260,7 @@ class WalkerScorer:
         self.batch_size = batch_size
         self.reranker = reranker
         self.rerank_weight = rerank_weight
+        self.mask_known_answers = mask_known_answers
 
     @property
     def num_entities(self) -> int:
@@ -265,7 +276,14 @@ class WalkerScorer:
         was_training = self.policy.training
         self.policy.eval()
         try:
-            result = beam_search(self.policy, self.env, queries, self.beam_size, return_trace=return_trace)
+            result = beam_search(
+                self.policy,
+                self.env,
+                queries,
+                self.beam_size,
+                return_trace=return_trace,
+                mask_known_answers=self.mask_known_answers,
+            )
         finally:
             self.policy.train(was_training)
         if self.reranker is not None and self.rerank_weight > 0.0:

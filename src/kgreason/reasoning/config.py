@@ -38,6 +38,7 @@ RESUMABLE_KEYS = frozenset(
         "eval_batch_size",
         "reward_model_dir",
         "rerank_weight",  # ranks the answers at evaluation; training is unchanged
+        "mask_known_answers",  # decoding only
         "restarts",  # the main run of best-of-K starts continues its chosen candidate (see reasoning.restarts)
     }
 )
@@ -84,6 +85,13 @@ class WalkerConfig:
             ``["tail"]`` is the paper's protocol; add ``"head"`` for both sides).
         early_stopping, patience: stop when the validation MRR has not improved for ``patience`` evaluations.
         beam_size, eval_batch_size: decoding beam and queries decoded at once.
+        mask_known_answers: decode with the last-step mask of training: no edge leads to an answer of
+            ``(e_s, r_q)`` that is in the training graph (``NO_OP`` stays, as in training). The reference code
+            decodes so, and the policy was trained under that mask: without it the last step's softmax also
+            spreads over the known answers, which the policy never learned to avoid. Filtered evaluation
+            ignores the known answers' own scores; the other answers' scores change.
+            :func:`~kgreason.reasoning.trainer.explain` decodes so too unless told ``include_known``. ``False``:
+            decode over every action (walker figures measured before 2026-12-06 were decoded so).
         rerank_weight: ``w >= 0``; with ``w > 0`` the beam's answers are ranked by ``log P(best path) +
             w * log sigmoid f(e_s, r_q, e)`` with the reward model of ``reward_model_dir`` (not in the paper; only
             evaluation and answers change, never training; :func:`~kgreason.reasoning.beam_search.rerank`).
@@ -133,6 +141,7 @@ class WalkerConfig:
     beam_size: int = 128
     eval_batch_size: int = 32
     rerank_weight: float = 0.0
+    mask_known_answers: bool = True
     seed: int = 42
     restarts: int = 1
     restart_epochs: int = 10

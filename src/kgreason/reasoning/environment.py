@@ -147,20 +147,29 @@ class WalkEnvironment:
     def device(self) -> torch.device:
         return self.graph.device
 
-    def start(self, queries: Queries, training: bool) -> Episode:
-        """Begin walks for ``queries``; with ``training`` (and targets given) the training masks apply."""
+    def start(self, queries: Queries, training: bool, mask_known_answers: bool = False) -> Episode:
+        """Begin walks for ``queries``; with ``training`` (and targets given) the training masks apply.
+
+        ``mask_known_answers`` (decoding, not training): at the last step no edge leads to a known answer of
+        ``(e_s, r_q)`` -- the last-step part of the training masks, without a target to exempt (``NO_OP`` stays
+        available, as in training). A walker trained under that mask never learned to keep probability off the
+        known answers, so decoding without it spreads the last step's softmax over them; the reference code
+        decodes with it.
+        """
         queries = Queries(
             queries.sources.to(self.device),
             queries.relations.to(self.device),
             queries.targets.to(self.device) if queries.targets is not None else None,
         )
-        return Episode(self, queries, training and queries.targets is not None)
+        return Episode(self, queries, training and queries.targets is not None, mask_known_answers)
 
 
 class Episode:
     """One batch of walks: the queries plus what the masks need, computed once per batch."""
 
-    def __init__(self, env: WalkEnvironment, queries: Queries, training: bool) -> None:
+    def __init__(
+        self, env: WalkEnvironment, queries: Queries, training: bool, mask_known_answers: bool = False
+    ) -> None:
         self.env = env
         self.queries = queries
         self.training = training
@@ -171,6 +180,8 @@ class Episode:
             other = env.known_answers.dense(queries.sources, queries.relations)  # [B, E]
             other[torch.arange(len(queries), device=env.device), queries.targets] = False
             self.other_answers = other
+        elif mask_known_answers:
+            self.other_answers = env.known_answers.dense(queries.sources, queries.relations)
 
     def actions(self, step: int, current: LongTensor, query_index: LongTensor) -> ActionSpace:
         """Actions of walkers at ``current: LongTensor[W]`` answering queries ``query_index: LongTensor[W]``.
@@ -195,7 +206,16 @@ class Episode:
         if self.training:
             self._apply_training_masks(step, current, query_index, relations, targets, mask)
             mask[:, NO_OP_SLOT] = True
+        elif self.other_answers is not None and step == self.env.num_steps - 1:
+            self._mask_other_answers(query_index, targets, mask)
+            mask[:, NO_OP_SLOT] = True
         return ActionSpace(relations, targets, mask, origin)
+
+    def _mask_other_answers(self, query_index: LongTensor, targets: LongTensor, mask: BoolTensor) -> None:
+        """Clear (in place) the actions whose target is in ``other_answers`` of the walker's query."""
+        assert self.other_answers is not None
+        num_e = self.env.num_entities
+        mask &= ~self.other_answers.view(-1)[query_index.unsqueeze(1) * num_e + targets]
 
     def _apply_training_masks(
         self,
@@ -221,6 +241,4 @@ class Episode:
             banned |= (r_cur.unsqueeze(1) == r_eo) & (r_rel == rq_inv) & (r_tgt == r_es)
             mask[rows] = mask[rows] & ~banned
         if step == self.env.num_steps - 1 and self.other_answers is not None:
-            num_e = self.env.num_entities
-            other = self.other_answers.view(-1)[query_index.unsqueeze(1) * num_e + targets]
-            mask &= ~other
+            self._mask_other_answers(query_index, targets, mask)

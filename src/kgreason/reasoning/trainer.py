@@ -337,10 +337,11 @@ def walker_scorer(
     *,
     rerank_weight: float | None = None,
     beam_size: int | None = None,
+    mask_known_answers: bool | None = None,
 ) -> WalkerScorer:
-    """The :class:`WalkerScorer` of a walker run: ``config``'s beam and evaluation batch size (``beam_size``
-    overrides the beam); answers re-ranked by ``reranker`` with ``rerank_weight`` (default
-    ``config.rerank_weight``), or not at all without a reranker."""
+    """The :class:`WalkerScorer` of a walker run: ``config``'s beam, evaluation batch size and
+    ``mask_known_answers`` (``beam_size`` and ``mask_known_answers`` override them); answers re-ranked by
+    ``reranker`` with ``rerank_weight`` (default ``config.rerank_weight``), or not at all without a reranker."""
     if reranker is None:
         weight = 0.0
     else:
@@ -352,6 +353,7 @@ def walker_scorer(
         batch_size=config.eval_batch_size,
         reranker=reranker,
         rerank_weight=weight,
+        mask_known_answers=config.mask_known_answers if mask_known_answers is None else mask_known_answers,
     )
 
 
@@ -573,8 +575,9 @@ class LoadedWalker:
     reranker: RewardShaper | None = None
     rerank_weight: float = 0.0
 
-    def scorer(self, beam_size: int | None = None) -> WalkerScorer:
-        """A :class:`WalkerScorer` over the policy (re-ranking with ``reranker`` when ``rerank_weight > 0``)."""
+    def scorer(self, beam_size: int | None = None, mask_known_answers: bool | None = None) -> WalkerScorer:
+        """A :class:`WalkerScorer` over the policy (re-ranking with ``reranker`` when ``rerank_weight > 0``;
+        ``mask_known_answers`` default: the run's)."""
         return walker_scorer(
             self.policy,
             self.env,
@@ -582,6 +585,7 @@ class LoadedWalker:
             self.reranker,
             rerank_weight=self.rerank_weight,
             beam_size=beam_size,
+            mask_known_answers=mask_known_answers,
         )
 
     def relation_id(self, label: str) -> int:
@@ -683,6 +687,7 @@ def explain(
     paths_per_answer: int = 3,
     device: str | torch.device | None = None,
     rerank_weight: float | None = None,
+    include_known: bool = False,
 ) -> list[Answer]:
     """The ``top_k`` answers of ``(head, relation, ?)`` with their best reasoning paths, as readable text.
 
@@ -694,6 +699,11 @@ def explain(
     ``rerank_weight`` (for a run directory; default the run's own) > 0 orders the answers by ``score`` = best-path
     log-probability + ``rerank_weight * log sigmoid f`` of the run's reward model (see
     :func:`~kgreason.reasoning.beam_search.rerank`); the paths are the same.
+
+    With the run's ``mask_known_answers`` (the default since 2026-12-06) the last step is decoded as in training:
+    no edge leads to an answer the training graph already states for ``(head, relation)`` (a walker standing on
+    one may still stay with ``NO_OP``), so the answers are mostly those *missing* from the graph.
+    ``include_known`` decodes over every action instead, so the graph's own answers rank by their paths too.
     """
     if isinstance(run_dir, LoadedWalker):
         if rerank_weight is not None:
@@ -706,7 +716,8 @@ def explain(
     h = walker.entities.id(head)
     r = walker.relation_id(relation)
     dev = walker.env.device
-    result = walker.scorer(beam_size).decode(
+    scorer = walker.scorer(beam_size, mask_known_answers=False if include_known else None)
+    result = scorer.decode(
         Queries(torch.tensor([h], device=dev), torch.tensor([r], device=dev)), return_trace=True
     )
     return answers_from_beam(
