@@ -72,6 +72,28 @@ def test_decoding_can_mask_every_known_answer_at_the_last_step() -> None:
     assert (0, 1) in valid_actions(masked.actions(0, torch.tensor([0]), torch.tensor([0])), 0)
 
 
+def test_no_op_can_be_masked_on_a_known_answer_but_never_leaves_a_walker_without_actions() -> None:
+    q = Queries(torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))  # (0, r0, 1); 2 is another answer
+    for training, mask_known in ((True, False), (False, True)):
+        keep = WalkEnvironment(graph(), num_steps=2).start(q, training, mask_known_answers=mask_known)
+        strict = WalkEnvironment(graph(), num_steps=2, mask_no_op_on_known_answers=True).start(
+            q, training, mask_known_answers=mask_known
+        )
+        # a walker on entity 2 (another known answer) at the last step: it may stay only in `keep`
+        assert (4, 2) in valid_actions(keep.actions(1, torch.tensor([2]), torch.tensor([0])), 0)
+        on_2 = valid_actions(strict.actions(1, torch.tensor([2]), torch.tensor([0])), 0)
+        assert (4, 2) not in on_2 and on_2  # its other edges remain
+        # not the last step, or not on a known answer: NO_OP available
+        assert (4, 2) in valid_actions(strict.actions(0, torch.tensor([2]), torch.tensor([0])), 0)
+        assert (4, 3) in valid_actions(strict.actions(1, torch.tensor([3]), torch.tensor([0])), 0)
+    # a walker whose every action is masked keeps NO_OP: entity 4 has no edges at all
+    lone = WalkEnvironment(graph(), num_steps=2, mask_no_op_on_known_answers=True)
+    ep = lone.start(q, training=True)
+    assert ep.other_answers is not None
+    ep.other_answers[0, 4] = True  # pretend 4 were another known answer
+    assert valid_actions(ep.actions(1, torch.tensor([4]), torch.tensor([0])), 0) == {(4, 4)}
+
+
 def test_masking_never_leaves_a_walker_without_actions() -> None:
     # entity 0's only edge is the query edge; entity 1's only edge back is its inverse; self-loop fact too
     t = torch.tensor([[0, 0, 1], [2, 0, 2]])

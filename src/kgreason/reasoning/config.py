@@ -84,6 +84,11 @@ class WalkerConfig:
         epochs, eval_every, eval_split, eval_sides: training length and periodic evaluation (``eval_sides``
             ``["tail"]`` is the paper's protocol; add ``"head"`` for both sides).
         early_stopping, patience: stop when the validation MRR has not improved for ``patience`` evaluations.
+        mask_no_op_on_known_answers: the last-step mask (training, and decoding with ``mask_known_answers``) also
+            takes ``NO_OP`` from a walker standing on another known answer, as the reference code does: no walk
+            ends on a known answer it did not aim for (with a shaped reward, one that stays there otherwise
+            earns ``f`` of a true fact). ``NO_OP`` stays for a walker left without any other action. ``False``
+            (the default, and every walker figure so far): ``NO_OP`` is always available.
         beam_size, eval_batch_size: decoding beam and queries decoded at once.
         mask_known_answers: decode with the last-step mask of training: no edge leads to an answer of
             ``(e_s, r_q)`` that is in the training graph (``NO_OP`` stays, as in training). The reference code
@@ -142,6 +147,7 @@ class WalkerConfig:
     eval_batch_size: int = 32
     rerank_weight: float = 0.0
     mask_known_answers: bool = True
+    mask_no_op_on_known_answers: bool = False
     seed: int = 42
     restarts: int = 1
     restart_epochs: int = 10

@@ -117,6 +117,9 @@ class WalkEnvironment:
         num_steps: path length ``T`` (2 or 3 in the paper).
         known_answers: answers of training queries for the last-step mask (default: the graph's own triples).
         candidate_source: optional per-step provider of extra actions.
+        mask_no_op_on_known_answers: the last-step mask also takes ``NO_OP`` from a walker standing on another
+            known answer, so no walk ends there (the reference code's masking); ``NO_OP`` then stays only for a
+            walker left without any other action. ``False``: ``NO_OP`` is always available.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class WalkEnvironment:
         num_steps: int,
         known_answers: AnswerIndex | None = None,
         candidate_source: CandidateSource | None = None,
+        mask_no_op_on_known_answers: bool = False,
     ) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
@@ -134,6 +138,7 @@ class WalkEnvironment:
             graph.device
         )
         self.candidate_source = candidate_source
+        self.mask_no_op_on_known_answers = mask_no_op_on_known_answers
 
     @property
     def num_entities(self) -> int:
@@ -205,11 +210,19 @@ class Episode:
             mask = torch.cat([mask, extra.mask.bool()], dim=1)
         if self.training:
             self._apply_training_masks(step, current, query_index, relations, targets, mask)
-            mask[:, NO_OP_SLOT] = True
+            self._keep_no_op(step, mask)
         elif self.other_answers is not None and step == self.env.num_steps - 1:
             self._mask_other_answers(query_index, targets, mask)
-            mask[:, NO_OP_SLOT] = True
+            self._keep_no_op(step, mask)
         return ActionSpace(relations, targets, mask, origin)
+
+    def _keep_no_op(self, step: int, mask: BoolTensor) -> None:
+        """Make ``NO_OP`` valid again after the masks: always, or (``mask_no_op_on_known_answers``, last step)
+        only where no other action is left -- a walker never ends up without an action."""
+        if self.env.mask_no_op_on_known_answers and step == self.env.num_steps - 1:
+            mask[:, NO_OP_SLOT] |= ~mask.any(dim=1)
+        else:
+            mask[:, NO_OP_SLOT] = True
 
     def _mask_other_answers(self, query_index: LongTensor, targets: LongTensor, mask: BoolTensor) -> None:
         """Clear (in place) the actions whose target is in ``other_answers`` of the walker's query."""

@@ -360,7 +360,9 @@ def walker_scorer(
 def build_environment(dataset: Dataset, config: WalkerConfig, device: torch.device | str) -> WalkEnvironment:
     """The walk graph of ``dataset.train`` (valid/test links excluded, fan-out capped) and its environment."""
     graph = ActionGraph.from_dataset(dataset, max_actions=config.max_actions, device=device)
-    return WalkEnvironment(graph, config.num_steps)
+    return WalkEnvironment(
+        graph, config.num_steps, mask_no_op_on_known_answers=config.mask_no_op_on_known_answers
+    )
 
 
 def build_policy(dataset: Dataset, config: WalkerConfig) -> WalkerPolicy:
@@ -659,7 +661,9 @@ def load_walker(
     run_dir = Path(run_dir)
     cfg = config_from_dict(WalkerConfig, load_config_dict(run_dir / CONFIG_FILE))
     files = read_walker_files(run_dir, device)
-    env = WalkEnvironment(files.graph, cfg.num_steps)
+    env = WalkEnvironment(
+        files.graph, cfg.num_steps, mask_no_op_on_known_answers=cfg.mask_no_op_on_known_answers
+    )
     weight = cfg.rerank_weight if rerank_weight is None else float(rerank_weight)
     if not weight >= 0.0:
         raise ValueError(f"rerank_weight must be >= 0, got {weight}")
