@@ -90,8 +90,9 @@ def beam_search(
         return_trace: also keep the per-step beams for path extraction.
         mask_known_answers: at the last step, no edge leads to an answer of ``(e_s, r_q)`` already in the
             environment's known answers (the training graph), as during training (MINERVA's rule) and as the
-            reference code decodes (:meth:`WalkEnvironment.start`); as in training, ``NO_OP`` stays available, so
-            a known answer is only reached by a walker already standing on it.
+            reference code decodes (:meth:`WalkEnvironment.start`); ``NO_OP`` is masked as in training (kept,
+            unless the environment's ``mask_no_op_on_known_answers``), so a known answer is at most reached by a
+            walker already standing on it.
 
     Returns:
         :class:`BeamSearchResult`.

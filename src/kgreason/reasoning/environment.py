@@ -156,10 +156,10 @@ class WalkEnvironment:
         """Begin walks for ``queries``; with ``training`` (and targets given) the training masks apply.
 
         ``mask_known_answers`` (decoding, not training): at the last step no edge leads to a known answer of
-        ``(e_s, r_q)`` -- the last-step part of the training masks, without a target to exempt (``NO_OP`` stays
-        available, as in training). A walker trained under that mask never learned to keep probability off the
-        known answers, so decoding without it spreads the last step's softmax over them; the reference code
-        decodes with it.
+        ``(e_s, r_q)`` -- the last-step part of the training masks, without a target to exempt (``NO_OP`` as in
+        training: see ``mask_no_op_on_known_answers``). A walker trained under that mask never learned to keep
+        probability off the known answers, so decoding without it spreads the last step's softmax over them; the
+        reference code decodes with it.
         """
         queries = Queries(
             queries.sources.to(self.device),
