@@ -386,8 +386,9 @@ def train_cpl_cmd(
 @click.option(
     "--include-known",
     is_flag=True,
-    help="Walker runs: decode over every last-step edge, so answers the training graph already states for "
-    "(HEAD, RELATION) are ranked too (by default the last step is decoded as in training, without them).",
+    help="Decode over every last-step edge, so answers the training graph already states for (HEAD, RELATION) "
+    "are ranked too (walker runs decode the last step as in training, without them, unless the run's "
+    "mask_known_answers is off; CPL runs decode over every edge unless their reasoner's mask_known_answers is on).",
 )
 @friendly_errors
 def explain_cmd(
@@ -412,9 +413,8 @@ def explain_cmd(
 
         if rerank_weight is not None:
             _fail("--rerank-weight applies to walker runs (kgreason train walker), not to CPL runs")
-        if include_known:
-            _fail("--include-known applies to walker runs (kgreason train walker), not to CPL runs")
         explain_fn = explain_cpl
+        extra["include_known"] = include_known
     else:
         from kgreason.reasoning import explain
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from kgreason.cli import cli
 from kgreason.data.family import build_family_dataset
-from kgreason.open import CPLConfig, explain_cpl, train_cpl
+from kgreason.open import CPLConfig, explain_cpl, load_cpl, train_cpl
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +59,58 @@ def test_variants_are_plain_configs() -> None:
     assert CPLConfig.for_variant("frozen_extractor").freeze_extractor is True
     assert CPLConfig.for_variant("no_adaptive_sampling").adaptive_sampling == 0.0
     assert CPLConfig.for_variant("two_step").method == "two_step"
+
+
+def test_reasoner_masks_are_honoured(tmp_path: Path, tiny) -> None:
+    # CPL decodes over every edge by default (as MINERVA's and CPL's test code)
+    assert small("cpl").reasoner.mask_known_answers is False
+    cfg = small("cpl")
+    cfg = dataclasses.replace(
+        cfg,
+        reasoner=dataclasses.replace(cfg.reasoner, mask_known_answers=True, mask_no_op_on_known_answers=True),
+    )
+    result = train_cpl(tiny, tmp_path / "cpl", cfg)
+    assert result.env.mask_no_op_on_known_answers and result.scorer().mask_known_answers
+    run = load_cpl(tmp_path / "cpl")
+    assert run.env.mask_no_op_on_known_answers
+    walker = run.walker()
+    ent, rel = tiny.entities, tiny.relations
+    checked = 0
+    for h, r, t in result.dataset.train[:40].tolist():
+        everything = explain_cpl(run, ent.label(h), rel.label(r), top_k=len(ent), include_known=True)
+        by_edge = [
+            p
+            for a in everything
+            if a.label == ent.label(t)
+            for p in a.paths
+            if walker.relation_label(p.steps[-1].relation) != "NO_OP"
+        ]
+        if not by_edge:
+            continue
+        checked += 1
+        default = explain_cpl(run, ent.label(h), rel.label(r), top_k=len(ent))
+        last = [
+            walker.relation_label(p.steps[-1].relation)
+            for a in default
+            if a.label == ent.label(t)
+            for p in a.paths
+        ]
+        assert all(name == "NO_OP" for name in last), (h, r, t, last)
+    assert checked > 0
+    # the CLI's --include-known reaches CPL runs too
+    h, r, _ = result.dataset.train[0].tolist()
+    args = [
+        "explain",
+        str(tmp_path / "cpl"),
+        "--head",
+        ent.label(h),
+        "--relation",
+        rel.label(r),
+        "--top",
+        "3",
+    ]
+    out = CliRunner().invoke(cli, [*args, "--include-known", "--json"])
+    assert out.exit_code == 0, out.output
+    labels = [a["label"] for a in json.loads(out.output)["answers"]]
+    expected = explain_cpl(run, ent.label(h), rel.label(r), top_k=3, include_known=True)
+    assert labels == [a.label for a in expected]

@@ -69,6 +69,7 @@ def default_reasoner_config() -> WalkerConfig:
         beam_size=64,
         eval_batch_size=64,
         track_paths=False,
+        mask_known_answers=False,  # MINERVA's and CPL's test code decode over every edge
     )
 
 

@@ -419,16 +419,29 @@ class CPLStatsCallback(TrainingCallback):
 
 
 def decoded_text_share(
-    policy: WalkerPolicy, env: WalkEnvironment, triples: LongTensor, beam_size: int, batch_size: int = 64
+    policy: WalkerPolicy,
+    env: WalkEnvironment,
+    triples: LongTensor,
+    beam_size: int,
+    batch_size: int = 64,
+    mask_known_answers: bool = False,
 ) -> dict[str, float]:
     """Decode ``triples: LongTensor[n, 3]`` (as tail queries) and measure, over the queries whose answer the beam
     reaches, the share whose best path to the answer uses a text edge (Fig. 4's "suggested edge / positive path",
-    on decoded paths). Returns ``{"text_path_share", "reached"}`` (``reached``: fraction of queries reached)."""
+    on decoded paths). Returns ``{"text_path_share", "reached"}`` (``reached``: fraction of queries reached).
+    ``mask_known_answers``: decode as :func:`~kgreason.reasoning.beam_search.beam_search` does with it."""
     reached_n, text_n = 0, 0
     triples = triples.to(env.device)
     with torch.no_grad():
         for chunk in triples.split(batch_size):
-            result = beam_search(policy, env, Queries(chunk[:, 0], chunk[:, 1]), beam_size, return_trace=True)
+            result = beam_search(
+                policy,
+                env,
+                Queries(chunk[:, 0], chunk[:, 1]),
+                beam_size,
+                return_trace=True,
+                mask_known_answers=mask_known_answers,
+            )
             reached, text = beam_text_share(result, chunk[:, 2])
             reached_n += int(reached.sum())
             text_n += int(text.sum())
@@ -470,6 +483,7 @@ class SelectionEvaluationCallback(EvaluationCallback):
                     self.triples,
                     self.text_share.beam_size,
                     self.text_share.batch_size,
+                    self.text_share.mask_known_answers,
                 )
             finally:
                 self.model.train(was_training)
@@ -516,7 +530,11 @@ class CPLResult:
         """A :class:`WalkerScorer` over the trained agents (text candidates on for CPL)."""
         rc = self.config.reasoner
         return WalkerScorer(
-            self.agents.policy, self.env, beam_size or rc.beam_size, batch_size=rc.eval_batch_size
+            self.agents.policy,
+            self.env,
+            beam_size or rc.beam_size,
+            batch_size=rc.eval_batch_size,
+            mask_known_answers=rc.mask_known_answers,
         )
 
     def test_summary(self) -> dict[str, float]:
@@ -645,7 +663,13 @@ def _fit(
     """Run the training loop with the built-in callbacks; returns the loop (best weights restored), the early-
     stopping callback and the seconds spent."""
     rc = cfg.reasoner
-    scorer = WalkerScorer(agents.policy, env, rc.beam_size, batch_size=rc.eval_batch_size)
+    scorer = WalkerScorer(
+        agents.policy,
+        env,
+        rc.beam_size,
+        batch_size=rc.eval_batch_size,
+        mask_known_answers=rc.mask_known_answers,
+    )
     builtin: list[TrainingCallback] = [RewardStatsCallback(), CPLStatsCallback()]
     if rc.grad_clip_norm is not None:
         builtin.append(GradientClippingCallback(rc.grad_clip_norm))
@@ -767,7 +791,7 @@ def train_cpl(
                 exclude=evaluation,
                 device=device,
             )
-            env = WalkEnvironment(g, rc.num_steps)
+            env = WalkEnvironment(g, rc.num_steps, mask_no_op_on_known_answers=rc.mask_no_op_on_known_answers)
             agents = CollaborativeAgents(_make_policy(ds, cfg))
             sub = ckpt / f"threshold_{th:g}" if ckpt is not None else None
             loop, early, seconds = _fit(
@@ -799,7 +823,12 @@ def train_cpl(
                 memory,
                 mask_query_pair=cfg.mask_query_pair_text,
             )
-        env = WalkEnvironment(graph, rc.num_steps, candidate_source=source)
+        env = WalkEnvironment(
+            graph,
+            rc.num_steps,
+            candidate_source=source,
+            mask_no_op_on_known_answers=rc.mask_no_op_on_known_answers,
+        )
         agents = CollaborativeAgents(
             _make_policy(ds, cfg), extractor if cfg.method == "cpl" else None, memory
         )
@@ -809,12 +838,20 @@ def train_cpl(
 
     metrics = None
     test_share: dict[str, float] = {}
-    scorer = WalkerScorer(agents.policy, env, rc.beam_size, batch_size=rc.eval_batch_size)
+    scorer = WalkerScorer(
+        agents.policy,
+        env,
+        rc.beam_size,
+        batch_size=rc.eval_batch_size,
+        mask_known_answers=rc.mask_known_answers,
+    )
     if evaluate:
         with torch.no_grad():
             metrics = evaluator.evaluate(scorer, ds.test, sides=("tail",))
         if cfg.method == "cpl":
-            test_share = decoded_text_share(agents.policy, env, ds.test, rc.beam_size, rc.eval_batch_size)
+            test_share = decoded_text_share(
+                agents.policy, env, ds.test, rc.beam_size, rc.eval_batch_size, rc.mask_known_answers
+            )
     if run_dir is not None:
         _write_run_dir(run_dir, cfg, agents, extractor, graph, known, loop, metrics, two_step, test_share)
     return CPLResult(
@@ -987,7 +1024,12 @@ def load_cpl(run_dir: str | os.PathLike[str], device: str | torch.device | None 
             )
             memory.to(dev)
         source = TextCandidateSource(extractor, cfg.suggestions, cfg.suggestion_threshold, memory)
-    env = WalkEnvironment(graph, cfg.reasoner.num_steps, candidate_source=source)
+    env = WalkEnvironment(
+        graph,
+        cfg.reasoner.num_steps,
+        candidate_source=source,
+        mask_no_op_on_known_answers=cfg.reasoner.mask_no_op_on_known_answers,
+    )
     agents = CollaborativeAgents(policy, extractor, memory).to(dev).eval()
     return LoadedCPL(cfg, agents, env, entities, relations, source)
 
@@ -1037,9 +1079,13 @@ def explain_cpl(
     paths_per_answer: int = 3,
     sentences_per_edge: int = 3,
     device: str | torch.device | None = None,
+    include_known: bool = False,
 ) -> list[ExplainedAnswer]:
     """The ``top_k`` answers of ``(head, relation, ?)`` with their best paths; every edge taken from text is marked
     (``--mother_of[text]-->``) and carries its supporting sentences.
+
+    The last step is decoded with the reasoner's ``mask_known_answers`` (off by default for CPL runs: every edge);
+    ``include_known=True`` decodes over every edge whatever the run's setting.
 
     ``head``/``relation`` are labels (``relation + "_inv"`` asks the inverse question); unknown labels raise
     :class:`~kgreason.data.vocabulary.UnknownLabelError` with close matches. Inference is the training-time
@@ -1058,6 +1104,7 @@ def explain_cpl(
         Queries(torch.tensor([h], device=dev), torch.tensor([r], device=dev)),
         beam_size or run.config.reasoner.beam_size,
         return_trace=True,
+        mask_known_answers=run.config.reasoner.mask_known_answers and not include_known,
     )
     R = len(run.relations)
     answers = answers_from_beam(
