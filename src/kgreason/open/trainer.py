@@ -82,6 +82,7 @@ from kgreason.open.extractor import FactExtractor, SupportingSentence
 from kgreason.open.extractor import reinforce_loss as extractor_reinforce_loss
 from kgreason.open.replay import ReplayMemory, replay_log_probs
 from kgreason.reasoning.beam_search import WalkerScorer, beam_search
+from kgreason.reasoning.config import WalkerConfig
 from kgreason.reasoning.environment import Queries, WalkEnvironment
 from kgreason.reasoning.paths import Answer, answers_from_beam, format_path
 from kgreason.reasoning.policy import WalkerPolicy, save_policy
@@ -528,14 +529,7 @@ class CPLResult:
 
     def scorer(self, beam_size: int | None = None) -> WalkerScorer:
         """A :class:`WalkerScorer` over the trained agents (text candidates on for CPL)."""
-        rc = self.config.reasoner
-        return WalkerScorer(
-            self.agents.policy,
-            self.env,
-            beam_size or rc.beam_size,
-            batch_size=rc.eval_batch_size,
-            mask_known_answers=rc.mask_known_answers,
-        )
+        return _reasoner_scorer(self.agents.policy, self.env, self.config.reasoner, beam_size)
 
     def test_summary(self) -> dict[str, float]:
         """``{"hits_at_5", "hits_at_10", "mrr"}`` of the test split (tail, filtered, realistic)."""
@@ -543,6 +537,31 @@ class CPLResult:
             return {}
         m = self.metrics.metrics
         return {k: float(m[f"tail.realistic.{k}"]) for k in ("hits_at_5", "hits_at_10", "mrr")}
+
+
+def _reasoner_env(
+    graph: ActionGraph, rc: WalkerConfig, source: TextCandidateSource | None = None
+) -> WalkEnvironment:
+    """The reasoner's environment over ``graph`` (text candidates from ``source``), with ``rc``'s masks."""
+    return WalkEnvironment(
+        graph,
+        rc.num_steps,
+        candidate_source=source,
+        mask_no_op_on_known_answers=rc.mask_no_op_on_known_answers,
+    )
+
+
+def _reasoner_scorer(
+    policy: WalkerPolicy, env: WalkEnvironment, rc: WalkerConfig, beam_size: int | None = None
+) -> WalkerScorer:
+    """Beam-search scorer of the reasoner, decoding as ``rc`` says (beam, batch, last-step mask)."""
+    return WalkerScorer(
+        policy,
+        env,
+        beam_size or rc.beam_size,
+        batch_size=rc.eval_batch_size,
+        mask_known_answers=rc.mask_known_answers,
+    )
 
 
 def _load_dataset(dataset: str | os.PathLike[str] | Dataset, cfg: CPLConfig) -> Dataset:
@@ -663,13 +682,7 @@ def _fit(
     """Run the training loop with the built-in callbacks; returns the loop (best weights restored), the early-
     stopping callback and the seconds spent."""
     rc = cfg.reasoner
-    scorer = WalkerScorer(
-        agents.policy,
-        env,
-        rc.beam_size,
-        batch_size=rc.eval_batch_size,
-        mask_known_answers=rc.mask_known_answers,
-    )
+    scorer = _reasoner_scorer(agents.policy, env, rc)
     builtin: list[TrainingCallback] = [RewardStatsCallback(), CPLStatsCallback()]
     if rc.grad_clip_norm is not None:
         builtin.append(GradientClippingCallback(rc.grad_clip_norm))
@@ -791,7 +804,7 @@ def train_cpl(
                 exclude=evaluation,
                 device=device,
             )
-            env = WalkEnvironment(g, rc.num_steps, mask_no_op_on_known_answers=rc.mask_no_op_on_known_answers)
+            env = _reasoner_env(g, rc)
             agents = CollaborativeAgents(_make_policy(ds, cfg))
             sub = ckpt / f"threshold_{th:g}" if ckpt is not None else None
             loop, early, seconds = _fit(
@@ -823,12 +836,7 @@ def train_cpl(
                 memory,
                 mask_query_pair=cfg.mask_query_pair_text,
             )
-        env = WalkEnvironment(
-            graph,
-            rc.num_steps,
-            candidate_source=source,
-            mask_no_op_on_known_answers=rc.mask_no_op_on_known_answers,
-        )
+        env = _reasoner_env(graph, rc, source)
         agents = CollaborativeAgents(
             _make_policy(ds, cfg), extractor if cfg.method == "cpl" else None, memory
         )
@@ -838,13 +846,7 @@ def train_cpl(
 
     metrics = None
     test_share: dict[str, float] = {}
-    scorer = WalkerScorer(
-        agents.policy,
-        env,
-        rc.beam_size,
-        batch_size=rc.eval_batch_size,
-        mask_known_answers=rc.mask_known_answers,
-    )
+    scorer = _reasoner_scorer(agents.policy, env, rc)
     if evaluate:
         with torch.no_grad():
             metrics = evaluator.evaluate(scorer, ds.test, sides=("tail",))
@@ -1024,12 +1026,7 @@ def load_cpl(run_dir: str | os.PathLike[str], device: str | torch.device | None 
             )
             memory.to(dev)
         source = TextCandidateSource(extractor, cfg.suggestions, cfg.suggestion_threshold, memory)
-    env = WalkEnvironment(
-        graph,
-        cfg.reasoner.num_steps,
-        candidate_source=source,
-        mask_no_op_on_known_answers=cfg.reasoner.mask_no_op_on_known_answers,
-    )
+    env = _reasoner_env(graph, cfg.reasoner, source)
     agents = CollaborativeAgents(policy, extractor, memory).to(dev).eval()
     return LoadedCPL(cfg, agents, env, entities, relations, source)
 
