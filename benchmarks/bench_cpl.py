@@ -132,6 +132,10 @@ def main() -> None:
         pending: dict[Future[dict[str, Any]], tuple[str, float, int]] = {}
         for p in first:
             submit(p)
+        if not any(p[0] == "cpl" for p in first):  # nothing to wait for (e.g. --variants two_step)
+            for w in waiting:
+                submit(w)
+            waiting = []
         while pending:
             done = next(fut for fut in _as_completed(pending))
             v, f, s = pending.pop(done)
