@@ -153,6 +153,18 @@ def test_two_step_tunes_the_threshold_on_valid(toy, tmp_path: Path) -> None:  # 
     assert result.metrics is not None
 
 
+@pytest.mark.parametrize("added_queries", [True, False])
+def test_two_step_added_facts_as_queries(toy, added_queries: bool) -> None:  # type: ignore[no-untyped-def]
+    cfg = toy_config("two_step", epochs=2, two_step_thresholds=[0.0], two_step_added_queries=added_queries)
+    result = train_cpl(toy, None, cfg, evaluate=False)
+    assert result.two_step is not None and result.two_step.added[0.0] > 0
+    queries = {tuple(x) for x in result.loop.triples.tolist()}
+    graph = {tuple(x) for x in result.env.graph.triples.tolist()}
+    train = {tuple(x) for x in toy.train.tolist()}
+    assert queries <= graph and train <= queries
+    assert (queries == train) is not added_queries  # the added facts are queries only when asked for
+
+
 # ---- sub-sampled training graphs and leakage ------------------------------------------------------------------
 
 

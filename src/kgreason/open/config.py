@@ -129,6 +129,8 @@ class CPLConfig:
             offered (the text analogue of MINERVA's removal of the query edge: a sentence about the query pair
             states the answer, a shortcut held-out queries do not have).
         two_step_thresholds: the thresholds tried by Two-Step (the best on validation is kept).
+        two_step_added_queries: Two-Step also trains on its added facts as queries (the augmented KG is its
+            training set); ``False``: only the training graph's own triples are queries (a diagnostic).
         seed, device, checkpoint_every.
     """
 
@@ -171,6 +173,7 @@ class CPLConfig:
     kept_edge_min_count: int = 1
     mask_query_pair_text: bool = True
     two_step_thresholds: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7])
+    two_step_added_queries: bool = True
     seed: int = 42
     device: str | None = None
     checkpoint_every: int = 1

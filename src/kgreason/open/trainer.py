@@ -564,6 +564,13 @@ def _reasoner_scorer(
     )
 
 
+def _rows_in(triples: LongTensor, reference: LongTensor) -> LongTensor:
+    """The rows of ``triples: LongTensor[n, 3]`` that are rows of ``reference`` (order kept)."""
+    keys = {tuple(t) for t in reference.tolist()}
+    keep = torch.tensor([tuple(t) in keys for t in triples.tolist()], dtype=torch.bool, device=triples.device)
+    return triples[keep]
+
+
 def _load_dataset(dataset: str | os.PathLike[str] | Dataset, cfg: CPLConfig) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
@@ -807,8 +814,9 @@ def train_cpl(
             env = _reasoner_env(g, rc)
             agents = CollaborativeAgents(_make_policy(ds, cfg))
             sub = ckpt / f"threshold_{th:g}" if ckpt is not None else None
+            queries = g.triples if cfg.two_step_added_queries else _rows_in(g.triples, ds.train)
             loop, early, seconds = _fit(
-                agents, env, g.triples, cfg, None, evaluator, ds.valid, device, sub, resume, callbacks
+                agents, env, queries, cfg, None, evaluator, ds.valid, device, sub, resume, callbacks
             )
             two_step.valid[th] = float(early.best_value) if early.best_value is not None else -math.inf
             two_step.added[th] = int(len(facts))
