@@ -91,7 +91,10 @@ class CPLConfig:
             *full* training split, valid and test (a fact dropped from the training graph is still true).
         reasoner: the reasoner's policy, REINFORCE, beam and batch settings (a :class:`WalkerConfig`; its
             ``epochs``/``eval_every``/``patience``/reward fields are unused: CPL has a binary reward, γ = 1).
-        pretrain_epochs: epochs of reasoner pre-training on the KG alone before joint training (§4.2).
+        pretrain_epochs: epochs of reasoner pre-training on the KG alone before joint training (§4.2). Short
+            on purpose: with the 30-epoch budget every method gets, each extra KG-only epoch is one joint epoch
+            fewer, and joint training needs ~15 epochs to level off on the family data (10 pre-training epochs
+            cost 12 Hits@10 at 50% against 2; docs/open.md "Shorter reasoner pre-training").
         epochs: total reasoner epochs (pre-training included); every method gets the same number.
         eval_every, patience: validation (tail, filtered MRR) every ``eval_every`` epochs of the selection stage
             (joint training for CPL, every epoch after the first for the baselines); the best validation epoch
@@ -142,7 +145,7 @@ class CPLConfig:
     subsample: float = 1.0
     subsample_seed: int = 0
     reasoner: WalkerConfig = field(default_factory=default_reasoner_config)
-    pretrain_epochs: int = 10
+    pretrain_epochs: int = 2
     epochs: int = 30
     eval_every: int = 2
     patience: int | None = None
