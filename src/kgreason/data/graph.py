@@ -25,7 +25,15 @@ from kgreason.typing import BoolTensor, FloatTensor, LongTensor
 
 NO_OP_SLOT = 0
 
-__all__ = ["NO_OP_SLOT", "ActionGraph", "AnswerIndex", "inverse_relation", "normalize_triples", "pagerank"]
+__all__ = [
+    "NO_OP_SLOT",
+    "ActionGraph",
+    "AnswerIndex",
+    "inverse_relation",
+    "isin_rows",
+    "normalize_triples",
+    "pagerank",
+]
 
 
 def inverse_relation(relations: LongTensor, num_relations: int) -> LongTensor:
@@ -229,7 +237,7 @@ class ActionGraph:
         train = torch.unique(train, dim=0) if train.numel() else train.reshape(0, 3)
         if exclude is not None and exclude.numel():
             ex = normalize_triples(exclude.to(device), num_relations)
-            train = train[~_isin_rows(train, ex, num_entities, num_relations)]
+            train = train[~isin_rows(train, ex, num_entities, num_relations)]
         return cls._build(train, num_entities, num_relations, max_actions)
 
     @classmethod
@@ -336,7 +344,7 @@ class ActionGraph:
         triples = triples.to(self.device).long()
         if triples.numel() == 0:
             return torch.zeros(0, dtype=torch.bool, device=self.device)
-        return _isin_rows(triples, self.edges(), self.num_entities, 2 * self.num_relations)
+        return isin_rows(triples, self.edges(), self.num_entities, 2 * self.num_relations)
 
     def to(self, device: torch.device | str) -> ActionGraph:
         """A copy with every tensor on ``device``."""
@@ -368,7 +376,7 @@ def _lexsort(keys: list[torch.Tensor]) -> LongTensor:
     return order
 
 
-def _isin_rows(rows: LongTensor, table: LongTensor, num_entities: int, num_relation_ids: int) -> BoolTensor:
+def isin_rows(rows: LongTensor, table: LongTensor, num_entities: int, num_relation_ids: int) -> BoolTensor:
     """``BoolTensor[n]``: whether each ``(h, r, t)`` row of ``rows`` occurs in ``table`` (``[m, 3]``)."""
     if table.numel() == 0:
         return torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)

@@ -55,7 +55,7 @@ import torch
 from kgreason.config import config_from_dict, load_config_dict
 from kgreason.data.corpus import CorpusSentence, WordVocabulary, read_corpus
 from kgreason.data.dataset import Dataset
-from kgreason.data.graph import ActionGraph
+from kgreason.data.graph import ActionGraph, isin_rows
 from kgreason.data.vocabulary import Vocabulary
 from kgreason.io import atomic_torch_save, write_json
 from kgreason.open.baselines import TwoStepSearch, augmented_graph, extracted_facts, select_threshold
@@ -564,13 +564,6 @@ def _reasoner_scorer(
     )
 
 
-def _rows_in(triples: LongTensor, reference: LongTensor) -> LongTensor:
-    """The rows of ``triples: LongTensor[n, 3]`` that are rows of ``reference`` (order kept)."""
-    keys = {tuple(t) for t in reference.tolist()}
-    keep = torch.tensor([tuple(t) in keys for t in triples.tolist()], dtype=torch.bool, device=triples.device)
-    return triples[keep]
-
-
 def _load_dataset(dataset: str | os.PathLike[str] | Dataset, cfg: CPLConfig) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
@@ -814,7 +807,10 @@ def train_cpl(
             env = _reasoner_env(g, rc)
             agents = CollaborativeAgents(_make_policy(ds, cfg))
             sub = ckpt / f"threshold_{th:g}" if ckpt is not None else None
-            queries = g.triples if cfg.two_step_added_queries else _rows_in(g.triples, ds.train)
+            queries = g.triples
+            if not cfg.two_step_added_queries:  # the training graph's own triples only
+                own = isin_rows(g.triples, ds.train.to(g.triples.device), ds.num_entities, ds.num_relations)
+                queries = g.triples[own]
             loop, early, seconds = _fit(
                 agents, env, queries, cfg, None, evaluator, ds.valid, device, sub, resume, callbacks
             )
