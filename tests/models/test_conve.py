@@ -144,3 +144,73 @@ def test_bad_reshape() -> None:
         ConvE(5, 2, embedding_dim=30, embedding_height=7)
     with pytest.raises(ValueError, match="kernel_size"):
         ConvE(5, 2, embedding_dim=4, embedding_height=2, kernel_size=3)
+
+
+def _reference_network_maps(model: ConvE, img: torch.Tensor) -> torch.Tensor:
+    """MultiHopKG's feature maps: conv -> relu -> element-wise dropout, no batch norm."""
+    return model.feature_map_dropout(torch.relu(model.conv(img))).flatten(1)
+
+
+def test_without_feature_batch_norm_matches_conv_relu_in_training_and_eval() -> None:
+    torch.manual_seed(0)
+    fused = ConvE(
+        NUM_ENTITIES, 3, embedding_dim=24, embedding_height=4, num_filters=5, feature_batch_norm=False,
+        input_dropout=0.0, feature_map_dropout=0.0, hidden_dropout=0.0, embedding_dropout=0.0,
+    )  # fmt: skip
+    assert fused.bn_features is None and "bn_features.weight" not in fused.state_dict()
+    with torch.no_grad():
+        fused.conv.bias.normal_()
+    layered = copy.deepcopy(fused)
+    layered._feature_maps = types.MethodType(_reference_network_maps, layered)  # type: ignore[method-assign]
+    hr = random_triples(16, num_relations=6)[:, :2]
+    for train in (True, False):
+        scores = [m.train(train).score_t(hr) for m in (fused, layered)]
+        torch.testing.assert_close(scores[0], scores[1], atol=1e-5, rtol=1e-5)
+        grads = [torch.autograd.grad(s.square().sum(), [m.conv.weight, m.conv.bias]) for s, m in zip(scores, (fused, layered))]  # fmt: skip
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        # the conv bias is no longer cancelled by a batch norm: it gets a real gradient
+        assert grads[0][1].abs().max() > 1e-3
+
+
+def test_element_feature_map_dropout_drops_single_pixels() -> None:
+    torch.manual_seed(0)
+    model = ConvE(
+        NUM_ENTITIES, 3, embedding_dim=24, embedding_height=4, num_filters=5, feature_map_dropout=0.5,
+        feature_map_dropout_mode="element",
+    )  # fmt: skip
+    assert isinstance(model.feature_map_dropout, torch.nn.Dropout)
+    img = torch.randn(64, 1, 8, 6)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        dropped = model.train()._feature_maps(img).view(64, 5, -1)
+        model.feature_map_dropout.p = 0.0
+        torch.manual_seed(1)
+        plain = model._feature_maps(img).view(64, 5, -1)
+    live = plain > 0
+    ratio = (dropped[live] / plain[live]).round(decimals=4)
+    assert set(ratio.unique().tolist()) == {0.0, 2.0}
+    assert 0.45 < (ratio == 0).float().mean().item() < 0.55
+    # within a channel some pixels are kept and others dropped (channel dropout keeps or drops them all)
+    per_channel_kept = torch.where(live, (dropped > 0).float(), torch.nan).nanmean(-1)
+    mixed = (per_channel_kept > 0) & (per_channel_kept < 1)
+    assert mixed.float().mean().item() > 0.9
+
+
+def test_reference_network_options_round_trip_and_validate(tmp_path) -> None:
+    from kgreason.models.io import load_model, save_model
+
+    model = ConvE(
+        NUM_ENTITIES, 3, embedding_dim=24, embedding_height=4, feature_batch_norm=False,
+        feature_map_dropout_mode="element",
+    ).eval()  # fmt: skip
+    hr = random_triples(4)[:, :2]
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m").eval()
+    assert loaded.bn_features is None and loaded.feature_map_dropout_mode == "element"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.score_t(hr), model.score_t(hr))
+    with pytest.raises(
+        ValueError, match="feature_map_dropout_mode must be 'channel' or 'element', got 'pixel'"
+    ):
+        ConvE(5, 2, embedding_dim=24, embedding_height=4, feature_map_dropout_mode="pixel")

@@ -56,6 +56,11 @@ class ConvE(KGEModel):
         embedding_dropout: dropout on the entity embeddings the network's output is scored against (in training;
             MultiHopKG's ``emb_dropout_rate``, 0.3 on UMLS and FB15k-237, drops them too, as well as the query's
             embeddings, which ``input_dropout`` covers here).
+        feature_batch_norm: batch-norm the feature maps (Dettmers et al.; MultiHopKG's ConvE has this layer
+            commented out: ``False`` gives its network).
+        feature_map_dropout_mode: ``"channel"`` (``Dropout2d``: whole feature maps per example, as in Dettmers
+            et al.'s paper) or ``"element"`` (``Dropout``: single pixels, as in Dettmers et al.'s and MultiHopKG's
+            code).
 
     Defaults follow Dettmers et al. (and MultiHopKG): ``embedding_dim=200`` as a 10 x 20 image, 32 filters of
     3 x 3, batch-norm on input, feature maps and projection, dropouts 0.2 / 0.2 / 0.3 and 0.3 on the scored
@@ -90,6 +95,8 @@ class ConvE(KGEModel):
         feature_map_dropout: float = 0.2,
         hidden_dropout: float = 0.3,
         embedding_dropout: float = 0.3,
+        feature_batch_norm: bool = True,
+        feature_map_dropout_mode: str = "channel",
         regularizer: str | None = None,
         regularizer_kwargs: dict[str, Any] | None = None,
         entity_initializer: str | None = None,
@@ -111,6 +118,10 @@ class ConvE(KGEModel):
                 f"ConvE: embedding_dim={d} is not divisible by embedding_height={embedding_height} "
                 "(the embedding is reshaped to a height x width image)"
             )
+        if feature_map_dropout_mode not in ("channel", "element"):
+            raise ValueError(
+                f"ConvE: feature_map_dropout_mode must be 'channel' or 'element', got {feature_map_dropout_mode!r}"
+            )
         width = d // embedding_height
         out_h, out_w = 2 * embedding_height - kernel_size + 1, width - kernel_size + 1
         if out_h < 1 or out_w < 1:
@@ -126,6 +137,8 @@ class ConvE(KGEModel):
             "feature_map_dropout": float(feature_map_dropout),
             "hidden_dropout": float(hidden_dropout),
             "embedding_dropout": float(embedding_dropout),
+            "feature_batch_norm": bool(feature_batch_norm),
+            "feature_map_dropout_mode": str(feature_map_dropout_mode),
         }
         self.entity = nn.Embedding(self.num_entities, d)
         self.relation = nn.Embedding(self.num_relations_embedded, d)
@@ -133,8 +146,13 @@ class ConvE(KGEModel):
         self.bn_input = nn.BatchNorm2d(1)
         self.input_dropout = nn.Dropout(input_dropout)
         self.conv = nn.Conv2d(1, num_filters, kernel_size, bias=True)
-        self.bn_features = nn.BatchNorm2d(num_filters)
-        self.feature_map_dropout = nn.Dropout2d(feature_map_dropout)
+        self.bn_features = nn.BatchNorm2d(num_filters) if feature_batch_norm else None
+        self.feature_map_dropout_mode = feature_map_dropout_mode
+        self.feature_map_dropout: nn.Dropout | nn.Dropout2d = (
+            nn.Dropout2d(feature_map_dropout)
+            if feature_map_dropout_mode == "channel"
+            else nn.Dropout(feature_map_dropout)
+        )
         self.fc = nn.Linear(num_filters * out_h * out_w, d)
         self.hidden_dropout = nn.Dropout(hidden_dropout)
         self.bn_hidden = nn.BatchNorm1d(d)
@@ -152,7 +170,8 @@ class ConvE(KGEModel):
         self._initialize(self.relation.weight, "relation", "xavier_normal")
         nn.init.zeros_(self.entity_bias)
         for module in (self.conv, self.fc, self.bn_input, self.bn_features, self.bn_hidden):
-            module.reset_parameters()
+            if module is not None:
+                module.reset_parameters()
 
     def query(self, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """The network's output for queries ``(h[b], r[b])``: ``FloatTensor[b, embedding_dim]``."""
@@ -173,35 +192,41 @@ class ConvE(KGEModel):
         into per-example weights. One ``baddbmm`` then writes the normalised, dropped feature maps and one
         in-place ``relu_`` finishes them: the ``[b, C, L]`` tensor is written once, instead of once per layer
         (three layers and their backward passes were 60% of a training step). Same values, gradients and
-        running statistics as the layers applied one after another (tests/models/test_conve.py).
+        running statistics as the layers applied one after another (tests/models/test_conve.py). Without
+        ``feature_batch_norm`` the convolution's own bias is the shift; ``"element"`` dropout multiplies the
+        finished maps by a per-pixel mask instead.
         """
         b, bn, conv = img.shape[0], self.bn_features, self.conv
         kk = conv.weight[0].numel()
         patches = img.reshape(b, -1).index_select(1, self.patch_index).view(b, kk, -1)  # [b, k*k, L]
         weight = conv.weight.view(-1, kk)  # [C, k*k]
-        bias = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
-        if self.training or bn.running_mean is None or bn.running_var is None:  # batch statistics
-            with torch.autocast(img.device.type, enabled=False):  # statistics in full precision
-                x = patches.float()
-                n = b * x.shape[2]
-                mean, second = _PatchMoments.apply(x)
-                w = weight.float()
-                mu = w @ mean + bias
-                var = ((w @ (second - torch.outer(mean, mean))) * w).sum(1).clamp_min(0.0)
-            if self.training:
-                self._update_running_stats(bn, mu.detach(), var.detach(), n)
-        else:
-            mu, var = bn.running_mean, bn.running_var
-        scale = bn.weight / torch.sqrt(var + bn.eps)
-        shift = bn.bias + (bias - mu) * scale  # [C]
-        weight = weight * scale[:, None]
-        p = self.feature_map_dropout.p
-        if self.training and p > 0.0:
+        shift = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])  # [C]
+        if bn is not None:
+            if self.training or bn.running_mean is None or bn.running_var is None:  # batch statistics
+                with torch.autocast(img.device.type, enabled=False):  # statistics in full precision
+                    x = patches.float()
+                    n = b * x.shape[2]
+                    mean, second = _PatchMoments.apply(x)
+                    w = weight.float()
+                    mu = w @ mean + shift
+                    var = ((w @ (second - torch.outer(mean, mean))) * w).sum(1).clamp_min(0.0)
+                if self.training:
+                    self._update_running_stats(bn, mu.detach(), var.detach(), n)
+            else:
+                mu, var = bn.running_mean, bn.running_var
+            scale = bn.weight / torch.sqrt(var + bn.eps)
+            shift = bn.bias + (shift - mu) * scale  # [C]
+            weight = weight * scale[:, None]
+        p = self.feature_map_dropout.p if self.training else 0.0
+        if p > 0.0 and self.feature_map_dropout_mode == "channel":
             keep = torch.rand(b, weight.shape[0], device=img.device).ge_(p).mul_(1.0 / (1.0 - p))  # [b, C]
             out = torch.baddbmm((shift * keep)[:, :, None], weight * keep[:, :, None], patches)
         else:
             out = torch.matmul(weight, patches).add_(shift[:, None])
-        return out.relu_().flatten(1)
+        out = out.relu_()
+        if p > 0.0 and self.feature_map_dropout_mode == "element":
+            out = fast_dropout(out, p)
+        return out.flatten(1)
 
     @staticmethod
     def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
