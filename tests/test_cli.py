@@ -173,3 +173,54 @@ def test_walker_needs_reward_model_or_flag(tmp_path: Path, shared_data: Path) ->
         ["train", "walker", "--dataset", "nations", "--output-dir", str(tmp_path / "w")], shared_data
     )
     assert code != 0 and "--reward-model" in out
+
+
+def test_set_pairs_sit_between_config_file_and_flags(tmp_path: Path, shared_data: Path) -> None:
+    out_dir = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"lr": 0.01, "epochs": 50, "model_kwargs": {"embedding_dim": 16}}))
+    args = ["train", "kge", "--dataset", "nations", "--model", "distmult", "--config", str(cfg)]
+    args += ["--set", "lr=0.02", "--set", "epochs=9", "--epochs", "2", "--set", "early_stopping=false"]
+    args += ["--set", "model_kwargs.entity_initializer=xavier_normal_per_row", "--set", "eval_split=valid"]
+    code, out = run([*args, "--output-dir", str(out_dir), "--device", "cpu"], shared_data)
+    assert code == 0, out
+    saved = json.loads((out_dir / "config.json").read_text())
+    assert saved["lr"] == 0.02 and saved["epochs"] == 2  # --set over the file, the named flag over --set
+    assert saved["early_stopping"] is False and saved["eval_split"] == "valid"  # JSON, then plain strings
+    # a dotted key sets one entry of the file's dict and keeps the others
+    assert saved["model_kwargs"] == {"embedding_dim": 16, "entity_initializer": "xavier_normal_per_row"}
+
+
+def test_set_errors_name_the_pair_and_suggest_keys(tmp_path: Path, shared_data: Path) -> None:
+    base = [
+        "train",
+        "kge",
+        "--dataset",
+        "nations",
+        "--model",
+        "distmult",
+        "--output-dir",
+        str(tmp_path / "r"),
+    ]
+    code, out = run([*base, "--set", "lr"], shared_data)
+    assert code != 0 and "--set 'lr': expected KEY=VALUE" in out
+    code, out = run([*base, "--set", "lr=0.1", "--set", "lr.x=1"], shared_data)
+    assert code != 0 and "cannot set 'lr.x': 'lr' is 0.1, not a mapping" in out
+    code, out = run([*base, "--set", "epoch=3"], shared_data)
+    assert code != 0 and "Unknown pipeline option keys: epoch (did you mean epochs?)" in out
+    code, out = run(["train", "walker", "--dataset", "nations", "--no-reward-shaping", "--set", "lr_sheduler=x",
+                     "--output-dir", str(tmp_path / "w")], shared_data)  # fmt: skip
+    assert code != 0 and "lr_sheduler (did you mean lr_scheduler" in out
+
+
+def test_set_dotted_key_keeps_the_rest_of_a_preset_dict() -> None:
+    """``--set lr_scheduler_kwargs.patience=9`` on the umls preset changes one entry of its plateau schedule."""
+    from kgreason.cli import collect_overrides, walker_base, walker_config
+    from kgreason.reasoning.config import PLATEAU_SCHEDULE
+
+    values = collect_overrides(
+        None, ("lr_scheduler_kwargs.patience=9", "lr=0.001"), base=walker_base("umls", "-ad"), epochs=None
+    )
+    cfg = walker_config(values, "-ad")
+    assert cfg.lr_scheduler_kwargs == {**PLATEAU_SCHEDULE, "patience": 9}
+    assert cfg.lr == 0.001 and cfg.action_dropout == 0.0 and cfg.num_steps == 2

@@ -1,12 +1,13 @@
 """The command line. This is the only module that reads command-line arguments.
 
-Every training command shares one set of options (``--dataset``, ``--output-dir``, ``--config``, ``--epochs``,
-``--batch-size``, ``--seed``, ``--device``); values given on the command line override the ``--config`` file,
-which overrides the component's defaults.
+Every training command shares one set of options (``--dataset``, ``--output-dir``, ``--config``, ``--set``,
+``--epochs``, ``--batch-size``, ``--seed``, ``--device``); named flags override ``--set KEY=VALUE`` pairs, which
+override the ``--config`` file, which overrides the component's defaults.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Callable
@@ -44,6 +45,15 @@ def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="JSON config file; command-line flags override it.",
         ),
+        click.option(
+            "--set",
+            "set_values",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Set any config field (repeatable): VALUE is JSON (0.2, false, null, [\"tail\"], {...}) or a "
+            "plain string; KEY may be dotted into a dict field, e.g. model_kwargs.embedding_dropout=0.2. "
+            "Overrides --config; named flags override it.",
+        ),
         click.option("--epochs", type=int, help="Number of training epochs."),
         click.option("--batch-size", "batch_size", type=int, help="Training batch size."),
         click.option("--seed", type=int, help="Random seed (runs are deterministic on CPU)."),
@@ -64,9 +74,26 @@ def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def collect_overrides(config_file: Path | None, **flags: Any) -> dict[str, Any]:
-    """Merge a JSON config file with the flags that were given (``None`` = not given)."""
-    merged: dict[str, Any] = {}
+def parse_set_value(text: str) -> Any:
+    """A ``--set`` value: JSON when it parses (numbers, ``true``, ``null``, lists, objects), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def collect_overrides(
+    config_file: Path | None,
+    set_values: tuple[str, ...] = (),
+    base: dict[str, Any] | None = None,
+    **flags: Any,
+) -> dict[str, Any]:
+    """Merge ``base`` (e.g. a preset), a JSON config file, the ``--set KEY=VALUE`` pairs, then the flags that
+    were given (``None`` = not given), each over the one before. The config file and the flags replace whole
+    fields; a dotted ``--set`` key changes one entry of a dict field and keeps the others."""
+    from kgreason.config import set_dotted
+
+    merged: dict[str, Any] = copy.deepcopy(base) if base else {}
     if config_file is not None:
         try:
             loaded = json.loads(config_file.read_text(encoding="utf-8"))
@@ -75,6 +102,14 @@ def collect_overrides(config_file: Path | None, **flags: Any) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             _fail(f"{config_file}: a config file must hold a JSON object")
         merged.update(loaded)
+    for item in set_values:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set lr=0.001")
+        try:
+            set_dotted(merged, key.strip(), parse_set_value(text))
+        except ValueError as exc:
+            _fail(f"--set {item!r}: {exc}")
     merged.update({k: v for k, v in flags.items() if v is not None})
     return merged
 
@@ -222,16 +257,23 @@ def train_kge(
         click.echo(result.metrics.format())
 
 
-def walker_config(values: dict[str, Any], ablation: str | None) -> Any:
-    """A :class:`WalkerConfig`: the dataset's preset (if any), the ablation, then ``values`` on top."""
-    from kgreason.config import config_from_dict, config_to_dict
+def walker_base(dataset: str, ablation: str | None) -> dict[str, Any]:
+    """The config a walker run starts from: the dataset's preset (if any) with the ablation applied."""
+    from kgreason.config import config_to_dict
     from kgreason.reasoning.config import WalkerConfig, is_preset
 
-    dataset = str(values.get("dataset", ""))
     base = WalkerConfig.preset(dataset) if is_preset(dataset) else WalkerConfig(dataset=dataset)
     if ablation:
         base = base.with_ablation(ablation)
-    merged = {**config_to_dict(base), **values}
+    return config_to_dict(base)
+
+
+def walker_config(values: dict[str, Any], ablation: str | None) -> Any:
+    """A :class:`WalkerConfig`: the dataset's preset (if any), the ablation, then ``values`` on top."""
+    from kgreason.config import config_from_dict
+    from kgreason.reasoning.config import WalkerConfig
+
+    merged = {**walker_base(str(values.get("dataset", "")), ablation), **values}
     return config_from_dict(WalkerConfig, merged)
 
 
@@ -285,14 +327,15 @@ def train_walker_cmd(
     """Train the RL walker (Lin et al. 2018) with reward shaping by a KGE run and action dropout."""
     from kgreason.reasoning import train_walker
 
-    values = collect_overrides(config_file, **flags)
+    dataset = collect_overrides(config_file, **flags).get("dataset")
+    if not dataset:
+        _fail("--dataset is required (here or in --config)")
+    values = collect_overrides(config_file, base=walker_base(str(dataset), ablation), **flags)
     if no_reward_shaping:
         values["reward_shaping"] = False
     for key in ("data_dir", "reward_model_dir"):
         if values.get(key) is not None:
             values[key] = str(values[key])
-    if not values.get("dataset"):
-        _fail("--dataset is required (here or in --config)")
     cfg = walker_config(values, ablation)
     if cfg.reward_shaping and not cfg.reward_model_dir:
         _fail("reward shaping needs --reward-model KGE_RUN_DIR (or pass --no-reward-shaping)")

@@ -8,8 +8,40 @@ import os
 from typing import Any, TypeVar
 
 from kgreason.io import read_json, write_json
+from kgreason.registry import suggest
 
 C = TypeVar("C")
+
+
+class UnknownConfigKeyError(TypeError, ValueError):
+    """A config key that is not a field of the config class; the message suggests close matches. A
+    ``TypeError`` (like an unknown keyword argument) and a ``ValueError`` (like any other bad config value)."""
+
+
+def unknown_keys_error(kind: str, unknown: list[str], known: list[str]) -> UnknownConfigKeyError:
+    """The error for ``unknown`` keys of a ``kind`` config, each with its close matches among ``known``."""
+    parts = []
+    for key in unknown:
+        close = suggest(key, known)
+        parts.append(f"{key} (did you mean {' or '.join(close)}?)" if close else key)
+    return UnknownConfigKeyError(f"Unknown {kind} keys: {', '.join(parts)}. Known: {', '.join(sorted(known))}")
+
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """``values[a][b] = value`` for ``key = "a.b"`` (nested dicts made as needed; a non-dict in the way is an
+    error naming the key)."""
+    *parents, leaf = key.split(".")
+    if not leaf or any(not p for p in parents):
+        raise ValueError(f"bad config key {key!r}")
+    node = values
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"cannot set {key!r}: {'.'.join(parents[: i + 1])!r} is {child!r}, not a mapping")
+        node = child
+    node[leaf] = value
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -22,9 +54,7 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(
-            f"Unknown {cls.__name__} keys: {', '.join(unknown)}. Known: {', '.join(sorted(fields))}"
-        )
+        raise unknown_keys_error(cls.__name__, unknown, list(fields))
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         ftype = fields[name].type

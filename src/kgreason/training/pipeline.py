@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from kgreason.config import config_from_dict, load_config_dict
+from kgreason.config import config_from_dict, load_config_dict, unknown_keys_error
 from kgreason.data.dataset import Dataset
 from kgreason.distributed.context import init_distributed
 from kgreason.training.callbacks import (
@@ -95,9 +95,7 @@ def _make_config(config: KGEConfig | None, values: dict[str, Any]) -> KGEConfig:
     known = {f.name for f in dataclasses.fields(KGEConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise TypeError(
-            f"unknown pipeline option(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}"
-        )
+        raise unknown_keys_error("pipeline option", unknown, sorted(known))
     return dataclasses.replace(cfg, **{k: v for k, v in values.items() if v is not None})
 
 
