@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kgreason.cli import cli
@@ -166,6 +167,16 @@ def test_train_walker_and_explain(tmp_path: Path, shared_data: Path) -> None:
     assert code == 0 and json.loads(out)["answers"]
     code, out = run(["explain", str(walker), "--head", entities[0] + "x", "--relation", relations[0]])
     assert code != 0 and "Did you mean" in out and entities[0] in out
+    # `kgreason evaluate` re-evaluates a walker run as its training did (re-ranking and calibration included)
+    code, out = run(["evaluate", str(walker), "--split", "test", "--by", "relation"], shared_data)
+    assert code == 0, out
+    saved_metrics = json.loads((walker / "metrics.json").read_text())
+    again = json.loads((walker / "metrics_test.json").read_text())
+    assert again["tail.realistic.mrr"] == pytest.approx(saved_metrics["tail.realistic.mrr"], abs=1e-9)
+    assert "head.realistic.mrr" not in again  # the run's eval_sides: tail only
+    assert f"{relations[0]} " in out and "tail MRR" in out  # one row per relation, by label
+    code, out = run(["evaluate", str(walker), "--sides", "both", "--no-save", "--by", "seen"], shared_data)
+    assert code == 0 and "both" in out and "seen" in out, out
 
 
 def test_walker_needs_reward_model_or_flag(tmp_path: Path, shared_data: Path) -> None:
@@ -224,3 +235,17 @@ def test_set_dotted_key_keeps_the_rest_of_a_preset_dict() -> None:
     cfg = walker_config(values, "-ad")
     assert cfg.lr_scheduler_kwargs == {**PLATEAU_SCHEDULE, "patience": 9}
     assert cfg.lr == 0.001 and cfg.action_dropout == 0.0 and cfg.num_steps == 2
+
+
+def test_evaluate_kge_run_by_relation_type_and_errors(tmp_path: Path, shared_data: Path) -> None:
+    out_dir = tmp_path / "run"
+    args = ["train", "kge", "--dataset", "nations", "--model", "distmult", "--epochs", "1", "--output-dir"]
+    code, out = run([*args, str(out_dir)], shared_data)
+    assert code == 0, out
+    code, out = run(
+        ["evaluate", str(out_dir), "--no-save", "--by", "relation_type", "--sides", "tail"], shared_data
+    )
+    assert code == 0, out
+    assert "to-many" in out and "head" not in out.split("\n")[0]  # tail side only
+    code, out = run(["evaluate", str(tmp_path)], shared_data)
+    assert code != 0 and "no config.json" in out

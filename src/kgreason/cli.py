@@ -50,7 +50,7 @@ def training_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "set_values",
             multiple=True,
             metavar="KEY=VALUE",
-            help="Set any config field (repeatable): VALUE is JSON (0.2, false, null, [\"tail\"], {...}) or a "
+            help='Set any config field (repeatable): VALUE is JSON (0.2, false, null, ["tail"], {...}) or a '
             "plain string; KEY may be dotted into a dict field, e.g. model_kwargs.embedding_dropout=0.2. "
             "Overrides --config; named flags override it.",
         ),
@@ -499,23 +499,128 @@ def demo_cmd(output_dir: Path, size: str, seed: int, device: str | None) -> None
 # ---- evaluation -------------------------------------------------------------------------------------------
 
 
+def run_kind(run_dir: Path) -> str:
+    """``"kge"``, ``"walker"`` or ``"cpl"``: what ``kgreason train ...`` wrote ``run_dir`` (from its config)."""
+    from kgreason.config import load_config_dict
+
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        _fail(f"{run_dir}: no config.json -- not a kgreason run directory")
+    config = load_config_dict(config_path)
+    if "reasoner" in config:
+        return "cpl"
+    if "num_rollouts" in config:
+        return "walker"
+    return "kge"
+
+
+def format_breakdown(
+    groups: dict[Any, dict[str, float]], label: Callable[[Any], str], digits: int = 4
+) -> str:
+    """One row per group: its queries, then MRR and Hits@1/3/10 (realistic ranks) of each side it has."""
+    sides = [s for s in ("head", "tail", "both") if any(f"{s}.num_queries" in m for m in groups.values())]
+    header = ["group", *(f"{s} {c}" for s in sides for c in ("n", "MRR", "H@1", "H@3", "H@10"))]
+    rows = [header]
+    for group, metrics in groups.items():
+        cells = [label(group)]
+        for side in sides:
+            if f"{side}.num_queries" not in metrics:
+                cells += ["-"] * 5
+                continue
+            cells.append(str(int(metrics[f"{side}.num_queries"])))
+            cells += [
+                f"{metrics[f'{side}.realistic.{m}']:.{digits}f}"
+                for m in ("mrr", "hits_at_1", "hits_at_3", "hits_at_10")
+            ]
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        for r in rows
+    )
+
+
 @cli.command("evaluate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]))
 @click.option(
+    "--sides",
+    type=click.Choice(["head", "tail", "both"]),
+    help="Query sides (default: both for KGE runs, the run's eval_sides for walkers, tail for CPL runs).",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["relation", "relation_type", "seen"]),
+    help="Also print the metrics per relation, per to-many / to-one relation, or per seen / unseen query.",
+)
+@click.option(
     "--save/--no-save", default=True, show_default=True, help="Write metrics_<split>.json into RUN_DIR."
 )
 @friendly_errors
-def evaluate_cmd(run_dir: Path, split: str, data_dir: Path | None, device: str | None, save: bool) -> None:
-    """Re-evaluate a saved run (filtered with train+valid+test, both sides)."""
-    from kgreason.training.pipeline import evaluate_run
+def evaluate_cmd(
+    run_dir: Path,
+    split: str,
+    data_dir: Path | None,
+    device: str | None,
+    sides: str | None,
+    by: str | None,
+    save: bool,
+) -> None:
+    """Re-evaluate a saved run -- KG embedding, walker or CPL -- filtered with train+valid+test."""
+    chosen = None if sides is None else (("head", "tail") if sides == "both" else (sides,))
+    kind = run_kind(run_dir)
+    ds = run_dataset(run_dir, kind, data_dir)
+    if kind == "kge":
+        from kgreason.training.pipeline import evaluate_run
 
-    result = evaluate_run(run_dir, split=split, data_dir=data_dir, device=device)
+        result = evaluate_run(
+            run_dir, split=split, dataset=ds, device=device, sides=chosen or ("head", "tail")
+        )
+    elif kind == "walker":
+        from kgreason.reasoning import evaluate_walker_run
+
+        result = evaluate_walker_run(run_dir, split=split, dataset=ds, device=device, sides=chosen)
+    else:
+        from kgreason.open import evaluate_cpl_run
+
+        if chosen is not None and chosen != ("tail",):
+            _fail("CPL runs answer tail queries only: use --sides tail (the default)")
+        result = evaluate_cpl_run(run_dir, split=split, dataset=ds, device=device)
     click.echo(result.format())
+    if by is not None:
+        import torch
+
+        from kgreason.data.vocabulary import Vocabulary
+        from kgreason.evaluation.breakdowns import breakdown
+
+        # seen queries: the run's training triples (walker and CPL runs: the saved walk graph, e.g. sub-sampled)
+        train = ds.train
+        if kind != "kge":
+            train = torch.load(run_dir / "graph.pt", map_location="cpu", weights_only=True)["triples"]
+        relations = Vocabulary.load(run_dir / "relations.json", kind="relation")
+        data = train if by == "seen" else ds.all_triples()
+        groups = breakdown(result, data, by=by, num_relations=len(relations))  # type: ignore[arg-type]
+        click.echo("")
+        click.echo(format_breakdown(groups, relations.label if by == "relation" else str))
     if save:
         result.save(run_dir / f"metrics_{split}.json")
+
+
+def run_dataset(run_dir: Path, kind: str, data_dir: Path | None) -> Any:
+    """The dataset a run was trained on (CPL: before sub-sampling), checked against the run's vocabularies."""
+    if kind == "cpl":
+        from kgreason.open import cpl_run_dataset
+
+        return cpl_run_dataset(run_dir, data_dir)
+    from kgreason.config import load_config_dict
+    from kgreason.training.run_dir import resolve_dataset
+
+    config = load_config_dict(run_dir / "config.json")
+    ds = resolve_dataset(config["dataset"], str(data_dir) if data_dir else config.get("data_dir"))
+    ds.check_vocabularies(run_dir)
+    return ds
 
 
 def main() -> None:

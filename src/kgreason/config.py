@@ -24,7 +24,9 @@ def unknown_keys_error(kind: str, unknown: list[str], known: list[str]) -> Unkno
     for key in unknown:
         close = suggest(key, known)
         parts.append(f"{key} (did you mean {' or '.join(close)}?)" if close else key)
-    return UnknownConfigKeyError(f"Unknown {kind} keys: {', '.join(parts)}. Known: {', '.join(sorted(known))}")
+    return UnknownConfigKeyError(
+        f"Unknown {kind} keys: {', '.join(parts)}. Known: {', '.join(sorted(known))}"
+    )
 
 
 def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
@@ -39,7 +41,9 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ValueError(f"cannot set {key!r}: {'.'.join(parents[: i + 1])!r} is {child!r}, not a mapping")
+            raise ValueError(
+                f"cannot set {key!r}: {'.'.join(parents[: i + 1])!r} is {child!r}, not a mapping"
+            )
         node = child
     node[leaf] = value
 

@@ -175,3 +175,38 @@ def test_family_builtin(dirs: tuple[Path, Path]) -> None:
     assert a.num_entities > 0 and a.num_relations > 0 and len(a.train) > 0
     assert a.metadata["source"] == "builtin"
     assert a.train.equal(b.train)  # deterministic for a seed
+
+
+def test_generated_names_load_their_generator(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``family-tiny`` -- the name ``build_family_dataset("tiny")`` gives its dataset -- loads that dataset again,
+    so runs trained on a generated dataset can be re-evaluated by the name in their config."""
+    from kgreason.data.registry import sized_builtin
+
+    assert sized_builtin("family-tiny") == ("family", "tiny")
+    assert sized_builtin("Family-300") == ("family", 300)
+    assert (
+        sized_builtin("family") is None
+        and sized_builtin("fb15k-237") is None
+        and sized_builtin("family-") is None
+    )
+    fake = Registry("built-in dataset")
+    seen: list[dict] = []
+
+    def gen(**kwargs: object) -> Dataset:
+        import torch
+
+        seen.append(kwargs)
+        t = torch.tensor([[0, 0, 1]])
+        return Dataset.from_tensors(f"gen-{kwargs.get('size')}", t, t, t)
+
+    fake.add("gen", gen)
+    monkeypatch.setattr(reg, "BUILTIN_DATASETS", fake)
+    assert find_dataset("gen-small").source == "builtin"
+    ds = load_dataset("gen-small", seed=3)
+    assert seen == [{"size": "small", "seed": 3}] and ds.name == "gen-small"
+    load_dataset("gen-40")
+    assert seen[-1] == {"size": 40}
+    with pytest.raises(UnknownNameError):
+        load_dataset("other-small")

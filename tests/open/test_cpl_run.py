@@ -114,3 +114,20 @@ def test_reasoner_masks_are_honoured(tmp_path: Path, tiny) -> None:
     labels = [a["label"] for a in json.loads(out.output)["answers"]]
     expected = explain_cpl(run, ent.label(h), rel.label(r), top_k=3, include_known=True)
     assert labels == [a.label for a in expected]
+
+
+def test_cli_evaluate_reproduces_a_cpl_run(tmp_path: Path, shared_data: Path) -> None:
+    """A run trained on a generated dataset records its generated name (``family-tiny``), which loads again."""
+    ds = build_family_dataset("tiny", seed=0, with_corpus=True)
+    assert ds.name == "family-tiny"
+    train_cpl(ds, tmp_path / "cpl", small("cpl"))
+    saved = json.loads((tmp_path / "cpl" / "metrics.json").read_text())
+    env = {"KGREASON_DATA_DIR": str(shared_data)}
+    out = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "cpl"), "--by", "seen"], env=env)
+    assert out.exit_code == 0, out.output
+    again = json.loads((tmp_path / "cpl" / "metrics_test.json").read_text())
+    assert again["tail.realistic.mrr"] == pytest.approx(saved["tail.realistic.mrr"], abs=1e-9)
+    rows = [line.split() for line in out.output.split("\n\n", 1)[1].splitlines()[1:]]
+    assert {r[0] for r in rows} <= {"seen", "unseen"} and sum(int(r[1]) for r in rows) == len(ds.test)
+    out = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "cpl"), "--sides", "both"], env=env)
+    assert out.exit_code != 0 and "tail queries only" in out.output

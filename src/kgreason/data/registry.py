@@ -96,14 +96,27 @@ def list_datasets(data_dir: str | os.PathLike[str] | None = None) -> list[Datase
     return entries
 
 
+def sized_builtin(name: str) -> tuple[str, str | int] | None:
+    """``("family", "default")`` for ``"family-default"`` (``("family", 300)`` for ``"family-300"``): the name a
+    built-in generator gives the dataset it builds with a size, split back into generator and size; ``None``
+    when ``name`` is no such name."""
+    base, sep, size = name.rpartition("-")
+    if not sep or not size or base not in BUILTIN_DATASETS:
+        return None
+    return BUILTIN_DATASETS.canonical(base), int(size) if size.isdigit() else size
+
+
 def find_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> DatasetEntry:
     """The entry :func:`load_dataset` would use for ``name``; unknown names raise
-    :class:`~kgreason.registry.UnknownNameError` listing close matches and everything available."""
+    :class:`~kgreason.registry.UnknownNameError` listing close matches and everything available. A built-in
+    generated dataset is also found by the name it gives itself (``family-default``: :func:`sized_builtin`)."""
     entries = list_datasets(data_dir)
     key = normalize_name(name)
     for entry in entries:
         if normalize_name(entry.name) == key:
             return entry
+    if sized_builtin(name) is not None:
+        return DatasetEntry(name, "builtin")
     known = [e.name for e in entries]
     root = Path(data_dir) if data_dir is not None else data_dir_from_env()
     where = "unset" if root is None else str(root)
@@ -152,7 +165,11 @@ def load_dataset(
             return _load_folder(Path(raw), None, "path", column_order, unseen, builtin_kwargs)
         raise
     if entry.source == "builtin":
-        ds = BUILTIN_DATASETS.make(entry.name, builtin_kwargs)
+        sized = sized_builtin(entry.name) if entry.name not in BUILTIN_DATASETS else None
+        if sized is not None:  # "family-default": the generator with that size
+            ds = BUILTIN_DATASETS.make(sized[0], {"size": sized[1], **builtin_kwargs})
+        else:
+            ds = BUILTIN_DATASETS.make(entry.name, builtin_kwargs)
         ds.metadata.setdefault("source", "builtin")
         return ds
     if entry.source == "downloadable":

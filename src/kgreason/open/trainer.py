@@ -57,6 +57,7 @@ from kgreason.data.corpus import CorpusSentence, WordVocabulary, read_corpus
 from kgreason.data.dataset import Dataset
 from kgreason.data.graph import ActionGraph, isin_rows
 from kgreason.data.vocabulary import Vocabulary
+from kgreason.evaluation.evaluator import EvaluationResult
 from kgreason.io import atomic_torch_save, write_json
 from kgreason.open.baselines import TwoStepSearch, augmented_graph, extracted_facts, select_threshold
 from kgreason.open.collaboration import (
@@ -124,7 +125,9 @@ __all__ = [
     "LoadedCPL",
     "SelectionEvaluationCallback",
     "TextEvidence",
+    "cpl_run_dataset",
     "decoded_text_share",
+    "evaluate_cpl_run",
     "explain_cpl",
     "load_cpl",
     "plot_text_share",
@@ -1033,6 +1036,45 @@ def load_cpl(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     env = _reasoner_env(graph, cfg.reasoner, source)
     agents = CollaborativeAgents(policy, extractor, memory).to(dev).eval()
     return LoadedCPL(cfg, agents, env, entities, relations, source)
+
+
+def cpl_run_dataset(
+    run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None
+) -> Dataset:
+    """The full dataset of the CPL run in ``run_dir`` (before sub-sampling), loaded from ``data_dir`` (default:
+    the run's); its vocabularies must equal the run's."""
+    cfg = config_from_dict(CPLConfig, load_config_dict(Path(run_dir) / CONFIG_FILE))
+    if data_dir is not None:
+        cfg.data_dir = os.fspath(data_dir)
+    full = _load_dataset(cfg.dataset, cfg)
+    full.check_vocabularies(run_dir)
+    return full
+
+
+def evaluate_cpl_run(
+    run_dir: str | os.PathLike[str],
+    split: str = "test",
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+    dataset: Dataset | None = None,
+) -> EvaluationResult:
+    """Re-evaluate the CPL (or baseline) run saved in ``run_dir`` on ``split`` as its training evaluated it: beam
+    search over the saved graph (the sub-sampled training graph, plus Two-Step's added facts) with the
+    extractor's suggestions and the kept text edges for CPL, tail queries, filtered with every split of the full
+    dataset (``dataset``, default :func:`cpl_run_dataset`)."""
+    from kgreason.evaluation import RankBasedEvaluator
+
+    loaded = load_cpl(run_dir, device)
+    full = dataset if dataset is not None else cpl_run_dataset(run_dir, data_dir)
+    rc = loaded.config.reasoner
+    dev = next(loaded.agents.policy.parameters()).device
+    evaluator = RankBasedEvaluator(
+        full.all_triples(), num_entities=full.num_entities, batch_size=rc.eval_batch_size, device=dev
+    )
+    with torch.no_grad():
+        return evaluator.evaluate(
+            _reasoner_scorer(loaded.agents.policy, loaded.env, rc), full.split(split), sides=("tail",)
+        )
 
 
 @dataclass

@@ -81,6 +81,7 @@ __all__ = [
     "WalkerResult",
     "WalkerTrainingLoop",
     "build_environment",
+    "evaluate_walker_run",
     "explain",
     "load_walker",
     "train_walker",
@@ -679,6 +680,31 @@ def load_walker(
         if reward_model_dir is None:  # the run's own reward model: with the run's calibration, if any
             load_reward_calibration(reranker, run_dir)
     return LoadedWalker(cfg, files.policy, env, files.entities, files.relations, reranker, weight)
+
+
+def evaluate_walker_run(
+    run_dir: str | os.PathLike[str],
+    split: str = "test",
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+    sides: Sequence[str] | None = None,
+    dataset: Dataset | None = None,
+) -> Any:
+    """Re-evaluate the walker saved in ``run_dir`` on ``split``, decoding as its training evaluated it (the run's
+    beam, last-step mask and re-ranking), filtered with train + valid + test; ``sides`` default: the run's
+    ``eval_sides``. The dataset is ``dataset``, else the run's, loaded from ``data_dir`` (default: the run's
+    ``data_dir``, then ``$KGREASON_DATA_DIR``); its vocabularies must equal the run's. Returns an
+    :class:`~kgreason.evaluation.EvaluationResult`."""
+    from kgreason.evaluation import evaluate_dataset
+
+    loaded = load_walker(run_dir, device)
+    cfg = loaded.config
+    ds = dataset or resolve_dataset(cfg.dataset, os.fspath(data_dir) if data_dir else cfg.data_dir)
+    ds.check_vocabularies(run_dir)
+    dev = next(loaded.policy.parameters()).device
+    return evaluate_dataset(
+        loaded.scorer(), ds, split, tuple(sides or cfg.eval_sides), batch_size=cfg.eval_batch_size, device=dev
+    )
 
 
 def explain(
