@@ -281,9 +281,7 @@ PRESETS: Registry[dict[str, Any]] = Registry("walker preset")
 PRESETS.add(
     "umls", _preset("umls", 2, 400, 0.95, 0.05, 128, 3e-3, 5.0, 0.1, 0.0, 1000, 200, 128, plateau=True)
 )
-PRESETS.add(
-    "kinship", _preset("kinship", 2, 400, 0.95, 0.05, 128, 1e-3, 5.0, 0.3, 0.1, 1000, 400, 128)
-)
+PRESETS.add("kinship", _preset("kinship", 2, 400, 0.95, 0.05, 128, 1e-3, 5.0, 0.3, 0.1, 1000, 400, 128))
 PRESETS.add(
     "fb15k-237", _preset("fb15k-237", 3, 400, 0.5, 0.02, 128, 1e-3, None, 0.3, 0.1, 40, 100, 128), "fb15k237"
 )
