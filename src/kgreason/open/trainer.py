@@ -1062,19 +1062,15 @@ def evaluate_cpl_run(
     search over the saved graph (the sub-sampled training graph, plus Two-Step's added facts) with the
     extractor's suggestions and the kept text edges for CPL, tail queries, filtered with every split of the full
     dataset (``dataset``, default :func:`cpl_run_dataset`)."""
-    from kgreason.evaluation import RankBasedEvaluator
+    from kgreason.evaluation import evaluate_dataset
 
     loaded = load_cpl(run_dir, device)
     full = dataset if dataset is not None else cpl_run_dataset(run_dir, data_dir)
     rc = loaded.config.reasoner
+    scorer = _reasoner_scorer(loaded.agents.policy, loaded.env, rc)
     dev = next(loaded.agents.policy.parameters()).device
-    evaluator = RankBasedEvaluator(
-        full.all_triples(), num_entities=full.num_entities, batch_size=rc.eval_batch_size, device=dev
-    )
     with torch.no_grad():
-        return evaluator.evaluate(
-            _reasoner_scorer(loaded.agents.policy, loaded.env, rc), full.split(split), sides=("tail",)
-        )
+        return evaluate_dataset(scorer, full, split, ("tail",), batch_size=rc.eval_batch_size, device=dev)
 
 
 @dataclass

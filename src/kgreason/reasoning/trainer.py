@@ -38,6 +38,7 @@ from kgreason.data.dataset import INVERSE_SUFFIX, Dataset
 from kgreason.data.graph import ActionGraph
 from kgreason.data.vocabulary import UnknownLabelError, Vocabulary
 from kgreason.distributed.context import all_reduce, init_distributed
+from kgreason.evaluation.evaluator import EvaluationResult
 from kgreason.io import atomic_torch_save, read_json, write_json
 from kgreason.reasoning.analysis import PathDiversityCallback
 from kgreason.reasoning.beam_search import WalkerScorer
@@ -689,12 +690,11 @@ def evaluate_walker_run(
     device: str | torch.device | None = None,
     sides: Sequence[str] | None = None,
     dataset: Dataset | None = None,
-) -> Any:
+) -> EvaluationResult:
     """Re-evaluate the walker saved in ``run_dir`` on ``split``, decoding as its training evaluated it (the run's
     beam, last-step mask and re-ranking), filtered with train + valid + test; ``sides`` default: the run's
     ``eval_sides``. The dataset is ``dataset``, else the run's, loaded from ``data_dir`` (default: the run's
-    ``data_dir``, then ``$KGREASON_DATA_DIR``); its vocabularies must equal the run's. Returns an
-    :class:`~kgreason.evaluation.EvaluationResult`."""
+    ``data_dir``, then ``$KGREASON_DATA_DIR``); its vocabularies must equal the run's."""
     from kgreason.evaluation import evaluate_dataset
 
     loaded = load_walker(run_dir, device)
