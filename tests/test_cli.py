@@ -224,17 +224,24 @@ def test_set_errors_name_the_pair_and_suggest_keys(tmp_path: Path, shared_data: 
     assert code != 0 and "lr_sheduler (did you mean lr_scheduler" in out
 
 
-def test_set_dotted_key_keeps_the_rest_of_a_preset_dict() -> None:
-    """``--set lr_scheduler_kwargs.patience=9`` on the umls preset changes one entry of its plateau schedule."""
+def test_set_dotted_key_keeps_the_rest_of_a_config_dict(tmp_path: Path) -> None:
+    """``--set lr_scheduler_kwargs.patience=9`` over a config file's schedule changes one entry of it; the
+    umls preset's other values stay."""
     from kgreason.cli import collect_overrides, walker_base, walker_config
-    from kgreason.reasoning.config import PLATEAU_SCHEDULE
 
+    schedule = {"mode": "max", "factor": 0.3, "patience": 4, "min_lr": 1e-5}
+    config_file = tmp_path / "plateau.json"
+    config_file.write_text(json.dumps({"lr_scheduler": "ReduceLROnPlateau", "lr_scheduler_kwargs": schedule}))
     values = collect_overrides(
-        None, ("lr_scheduler_kwargs.patience=9", "lr=0.001"), base=walker_base("umls", "-ad"), epochs=None
+        config_file,
+        ("lr_scheduler_kwargs.patience=9", "lr=0.003"),
+        base=walker_base("umls", "-ad"),
+        epochs=None,
     )
     cfg = walker_config(values, "-ad")
-    assert cfg.lr_scheduler_kwargs == {**PLATEAU_SCHEDULE, "patience": 9}
-    assert cfg.lr == 0.001 and cfg.action_dropout == 0.0 and cfg.num_steps == 2
+    assert cfg.lr_scheduler == "ReduceLROnPlateau"
+    assert cfg.lr_scheduler_kwargs == {**schedule, "patience": 9}
+    assert cfg.lr == 0.003 and cfg.action_dropout == 0.0 and cfg.num_steps == 2 and cfg.max_actions == 400
 
 
 def test_evaluate_kge_run_by_relation_type_and_errors(tmp_path: Path, shared_data: Path) -> None:
