@@ -112,6 +112,61 @@ def test_policy_is_a_distribution_and_log_prob_matches(family: tuple[Dataset, Ba
     assert ex.encoder.conv.weight.grad.abs().sum() > 0
 
 
+def test_pair_log_prob_sums_the_policy_over_the_pairs_relations(family: tuple[Dataset, BagDataset]) -> None:
+    ds, bags = family
+    ex = make_extractor(ds, bags)
+    entities = torch.tensor([0, 1, 2, 7])
+    everything = ex.suggest(entities, k=10_000)
+    top = ex.suggest(entities, k=3)
+    lp = ex.log_prob(entities, top.relations, top.targets, pair=True)
+    assert lp.shape == (4, 3) and lp.requires_grad
+    checked = 0
+    for i in range(4):
+        direction = everything.relations[i] >= ds.num_relations
+        for j in range(3):
+            if not top.mask[i, j]:
+                assert lp[i, j] == -math.inf
+                continue
+            same_pair = (
+                everything.mask[i]
+                & (everything.targets[i] == top.targets[i, j])
+                & (direction == (top.relations[i, j] >= ds.num_relations))
+            )
+            expected = torch.logsumexp(everything.log_probs[i][same_pair], dim=0)
+            assert float(lp[i, j].detach()) == pytest.approx(float(expected), abs=1e-5)
+            assert float(lp[i, j].detach()) >= float(top.log_probs[i, j]) - 1e-6  # the pair holds the edge
+            checked += 1
+    assert checked > 0
+    # a pair with several candidate relations: its edges share one pair log-probability
+    pairs = torch.stack([everything.targets, (everything.relations >= ds.num_relations).long()], dim=-1)
+    row = next(
+        i
+        for i in range(4)
+        if len({tuple(p) for p in pairs[i][everything.mask[i]].tolist()}) < int(everything.mask[i].sum())
+    )
+    real = everything.mask[row]
+    plp = ex.log_prob(
+        entities[row : row + 1].expand(int(real.sum())),
+        everything.relations[row][real],
+        everything.targets[row][real],
+        pair=True,
+    ).detach()
+    keys = [tuple(p) for p in pairs[row][real].tolist()]
+    by_pair: dict[tuple[int, int], set[float]] = {}
+    for key, v in zip(keys, plp.tolist()):
+        by_pair.setdefault(key, set()).add(round(v, 5))
+    assert all(len(v) == 1 for v in by_pair.values()) and len(by_pair) < len(keys)
+    # impossible edges stay -inf, and the gradient is finite
+    h, r, t = ds.train[0].tolist()
+    bad = ex.log_prob(torch.tensor([h, h]), torch.tensor([r, r]), torch.tensor([t, h]), pair=True)
+    assert bool((bad == -math.inf).all())
+    ex.zero_grad()
+    reinforce_loss(lp, torch.ones_like(lp), top.mask).backward()
+    grads = [p.grad for p in ex.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+    assert ex.encoder.conv.weight.grad.abs().sum() > 0
+
+
 def test_cache_reencodes_only_after_parameter_updates(family: tuple[Dataset, BagDataset]) -> None:
     ds, bags = family
     ex = make_extractor(ds, bags)

@@ -107,6 +107,11 @@ class CPLConfig:
             ``extractor_supervision_batch`` random training instances) added to the extractor's REINFORCE loss in
             each of its turns, keeping it anchored to the corpus labels while it learns what helps the reasoner
             (the reference code made one supervised step per iteration). 0 turns it off.
+        extractor_credit: what the extractor's reward reinforces: ``"edge"`` (the paper: ``log pi`` of the rewarded
+            edge ``(r', e')``) or ``"pair"`` (``log`` of the summed policy of every relation of the rewarded edge's
+            pair ``(e_t, e')``). The reward says that a walk through ``e'`` reached the answer, not that ``r'`` is
+            the right relation (on the family corpus about half the rewarded text edges carry a wrong one); with
+            ``"pair"`` the relation within a pair stays as distant supervision ranked it.
         suggestions: ``k``, edges the extractor suggests at every step (top-``k``; "no relation" and known
             edges excluded).
         suggestion_threshold: also require confidence ``p(r | bag) >= threshold`` (``None``: top-``k`` only).
@@ -159,6 +164,7 @@ class CPLConfig:
     extractor_lr: float = 1e-4
     extractor_supervision: float = 0.0
     extractor_supervision_batch: int = 64
+    extractor_credit: str = "edge"
     suggestions: int = 8
     suggestion_threshold: float | None = None
     sample_suggestions: bool = True
@@ -186,6 +192,8 @@ class CPLConfig:
             from kgreason.config import config_from_dict
 
             self.reasoner = config_from_dict(WalkerConfig, self.reasoner)
+        if self.extractor_credit not in ("edge", "pair"):
+            raise ValueError(f"extractor_credit must be 'edge' or 'pair', got {self.extractor_credit!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.reasoner.rerank_weight != 0.0:

@@ -376,7 +376,12 @@ class FactExtractor(nn.Module):
         )
 
     def log_prob(
-        self, entities: LongTensor, relations: LongTensor, targets: LongTensor, dropout: bool = False
+        self,
+        entities: LongTensor,
+        relations: LongTensor,
+        targets: LongTensor,
+        dropout: bool = False,
+        pair: bool = False,
     ) -> FloatTensor:
         """``log pi(a | s)`` of chosen actions, with gradients through the encoder.
 
@@ -386,6 +391,9 @@ class FactExtractor(nn.Module):
                 ``(entities[i], relations[i, j], targets[i, j])`` (e.g. from :meth:`suggest`).
             dropout: apply the encoder's dropout. By default the encoder runs in eval mode (mode restored after),
                 i.e. the very policy :meth:`suggest` acted with.
+            pair: the log-probability of the edge's *pair* instead: ``log sum_r pi((r, e') | s)`` over the allowed
+                relations of the same bag and direction (what a reward that only says which pairs connect can
+                credit; see ``CPLConfig.extractor_credit``).
 
         Returns:
             ``FloatTensor`` shaped like ``relations``; ``-inf`` for an edge that is not an action of its entity
@@ -421,7 +429,21 @@ class FactExtractor(nn.Module):
         ok = (
             (bag >= 0) & (row >= 0) & (ent != targets) & ~self._is_known(ent, relations.clamp(min=0), targets)
         )
-        chosen = logits_needed[row.clamp(min=0), base]
+        if pair:
+            # finite fills: an all-masked logsumexp / max would give NaN gradients through torch.where
+            pair_lse = torch.logsumexp(logits.masked_fill(~allowed, -1e30), dim=2)  # [U, D]
+            direction = (relations >= self.num_relations).long()
+            slots = entry[inv]  # [b, D]
+            match = (
+                valid[inv].unsqueeze(1)
+                & (self._inc_other[slots].unsqueeze(1) == targets.unsqueeze(2))
+                & (self._inc_dir[slots].unsqueeze(1) == direction.unsqueeze(2))
+            )  # [b, k, D]
+            scores = pair_lse[inv].unsqueeze(1).expand_as(match).masked_fill(~match, -1e30)
+            chosen = scores.amax(dim=2)
+            ok = ok & match.any(dim=2)
+        else:
+            chosen = logits_needed[row.clamp(min=0), base]
         out = torch.where(ok, chosen - log_z[inv].unsqueeze(1), torch.full_like(chosen, -math.inf))
         return out.reshape(-1) if squeeze else out
 

@@ -347,7 +347,9 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         assert extractor is not None
         loss = torch.zeros((), device=self.device, requires_grad=True)
         if edges.numel():
-            log_probs = extractor.log_prob(edges[:, 0], edges[:, 1], edges[:, 2])
+            log_probs = extractor.log_prob(
+                edges[:, 0], edges[:, 1], edges[:, 2], pair=self.cpl_config.extractor_credit == "pair"
+            )
             if bool(torch.isfinite(log_probs).any()):
                 loss = extractor_reinforce_loss(log_probs, torch.ones_like(log_probs))
         cfg = self.cpl_config
