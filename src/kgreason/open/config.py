@@ -34,6 +34,7 @@ __all__ = ["CPL_RESUMABLE_KEYS", "METHODS", "VARIANTS", "CPLConfig", "default_re
 
 #: the training methods: CPL itself and the two baselines
 METHODS = ("cpl", "minerva", "two_step")
+EXTRACTOR_CREDITS = ("edge", "pair")
 
 #: fields that may change when a run is resumed (they do not change what is computed)
 CPL_RESUMABLE_KEYS = frozenset(
@@ -192,8 +193,10 @@ class CPLConfig:
             from kgreason.config import config_from_dict
 
             self.reasoner = config_from_dict(WalkerConfig, self.reasoner)
-        if self.extractor_credit not in ("edge", "pair"):
-            raise ValueError(f"extractor_credit must be 'edge' or 'pair', got {self.extractor_credit!r}")
+        if self.extractor_credit not in EXTRACTOR_CREDITS:
+            raise ValueError(
+                f"extractor_credit must be one of {', '.join(EXTRACTOR_CREDITS)}, got {self.extractor_credit!r}"
+            )
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.reasoner.rerank_weight != 0.0:
