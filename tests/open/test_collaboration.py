@@ -217,6 +217,32 @@ def test_source_joins_suggestions_and_kept_edges_without_touching_the_graph(
         assert torch.equal(a, b)
 
 
+def test_exclude_kept_suggests_the_best_edges_beyond_the_kept_ones(toy_extractor: FactExtractor) -> None:
+    mem = TextEdgeMemory(N, 3)
+    current = torch.tensor([5, 9])
+    top6 = toy_extractor.suggest(current, 6)
+    assert top6.mask[0].all()
+    mem.add(torch.stack([torch.tensor([5, 5]), top6.relations[0, [0, 2]], top6.targets[0, [0, 2]]], 1))
+    q = Queries(current, torch.zeros(2, dtype=torch.long))
+    source = TextCandidateSource(toy_extractor, k=3, memory=mem, exclude_kept=True)
+    extra = source(0, current, torch.arange(2), q)
+    assert extra is not None
+    # entity 5: its 1st and 3rd best are kept, so it suggests its 2nd, 4th and 5th, then the kept two
+    assert extra.relations[0, :3].tolist() == top6.relations[0, [1, 3, 4]].tolist()
+    assert extra.targets[0, :3].tolist() == top6.targets[0, [1, 3, 4]].tolist()
+    assert (extra.origin[0, :3] == SUGGESTED).all() and (extra.origin[0, 3:] == KEPT).all()
+    assert int(extra.mask[0, 3:].sum()) == 2
+    # entity 9 has nothing kept: its top 3, as without the option
+    plain = TextCandidateSource(toy_extractor, k=3, memory=mem)(0, current, torch.arange(2), q)
+    assert plain is not None
+    assert torch.equal(extra.relations[1, :3], top6.relations[1, :3]) and torch.equal(
+        plain.relations[1, :3], top6.relations[1, :3]
+    )
+    # without the option the kept edges come back as suggestions (and are not offered twice)
+    assert plain.relations[0, :3].tolist() == top6.relations[0, :3].tolist()
+    assert int(plain.mask[0, 3:].sum()) == 0
+
+
 def test_explore_samples_reproducibly_and_differs_from_top_k(toy_extractor: FactExtractor) -> None:
     source = TextCandidateSource(toy_extractor, k=3)
     current = torch.arange(20)
@@ -278,6 +304,14 @@ def test_rewarded_text_edges_are_the_text_steps_of_positive_walks(
             prev = e
     assert sorted(map(tuple, edges.tolist())) == sorted(expected)
     assert rewarded_text_edges(rollout, torch.zeros_like(positive)).shape == (0, 3)
+    # the extractor's own suggestions only: mark some steps as kept edges taken again
+    origins = rollout.origins.clone()
+    rollout.origins[origins > 0] = torch.where(
+        torch.arange(int((origins > 0).sum())) % 2 == 0, SUGGESTED, KEPT
+    )
+    own = rewarded_text_edges(rollout, positive, suggested_only=True)
+    mine = (rollout.origins == SUGGESTED) & positive.unsqueeze(1)
+    assert 0 < len(own) == int(mine.sum()) < len(edges)
 
 
 def test_replay_records_stay_aligned_and_rescore_the_taken_actions(
@@ -542,3 +576,59 @@ def test_extractor_supervision_anchors_the_extractor_turn_to_the_corpus_labels(t
     assert float(loss.detach()) > 0 and torch.allclose(loss, expected)
     loss.backward()
     assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in extractor.parameters())
+
+
+def test_kept_edges_in_graph_suggests_beyond_them_in_training_and_after_loading(
+    toy: Dataset, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "kig"
+    train_cpl(toy, run_dir, toy_config(epochs=4, eval_every=1, kept_edges_in_graph=True))
+    loaded = load_cpl(run_dir)
+    assert loaded.config.kept_edges_in_graph
+    source, memory = loaded.source, loaded.agents.memory
+    assert source is not None and source.exclude_kept and memory is not None and memory.num_offered() > 0
+    current = torch.arange(N)
+    extra = source(0, current, current, Queries(current, torch.zeros(N, dtype=torch.long)))
+    assert extra is not None
+    sug = (extra.origin == SUGGESTED) & extra.mask
+    kept = (extra.origin == KEPT) & extra.mask
+    assert int(kept.sum()) == memory.num_offered()  # every kept edge is offered, none hidden by a suggestion
+    same = (extra.relations.unsqueeze(2) == extra.relations.unsqueeze(1)) & (
+        extra.targets.unsqueeze(2) == extra.targets.unsqueeze(1)
+    )
+    assert not (same & sug.unsqueeze(2) & kept.unsqueeze(1)).any()  # no suggestion repeats a kept edge
+
+
+def test_extractor_on_policy_rewards_only_the_walks_of_its_own_turns(toy: Dataset) -> None:
+    from kgreason.training.callbacks import TrainingCallback
+
+    class Capture(TrainingCallback):
+        def on_train_start(self, **kwargs: object) -> None:
+            loop = self.loop
+            self.credited: list[tuple[torch.Tensor, torch.Tensor]] = []
+            inner = loop._extractor_loss
+
+            def spy(edges: torch.Tensor) -> torch.Tensor:
+                self.pending = edges.clone()
+                return inner(edges)
+
+            loop._extractor_loss = spy  # type: ignore[method-assign]
+
+        def post_batch(self, epoch: int, batch: object, **kwargs: object) -> None:
+            loop = self.loop
+            if loop.last_phase == "extractor":
+                own = rewarded_text_edges(loop.last_rollout, loop.last_rewards > 0)
+                self.credited.append((self.pending, own))
+
+    def run(on_policy: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        spy = Capture()
+        cfg = toy_config(epochs=4, eval_every=1, extractor_on_policy=on_policy, adaptive_sampling=1.0)
+        train_cpl(toy, None, cfg, evaluate=False, callbacks=[spy])
+        return spy.credited
+
+    on = run(True)
+    assert on and all(torch.equal(got, own) for got, own in on)
+    assert sum(len(own) for _, own in on) > 0
+    # the paper's credit also rewards the adaptive-sampling walks' and the replayed paths' text edges
+    off = run(False)
+    assert any(len(got) > len(own) for got, own in off)

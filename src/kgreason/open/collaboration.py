@@ -203,6 +203,9 @@ class TextCandidateSource:
         mask_query_pair: on training queries ``(e_s, r_q, e_o)`` (targets known), drop text edges between ``e_s``
             and ``e_o`` (any relation, either direction): a sentence about the query pair states the answer, and
             a walker trained to read it off such a sentence learns a shortcut that held-out queries do not have.
+        exclude_kept: kept edges count as graph edges for the extractor: its ``k`` suggestions are its best (or
+            sampled) edges *beyond* the kept ones of ``e_t``, so a suggestion never repeats a kept edge (``False``:
+            the top-``k`` may repeat kept edges, which are then offered once, as suggestions).
 
     ``enabled`` switches the source off (e.g. while the reasoner is pre-trained on the KG alone); ``explore``
     makes the extractor sample its suggestions from its policy (Gumbel top-``k``, one draw per walker) instead of
@@ -217,6 +220,7 @@ class TextCandidateSource:
         memory: TextEdgeMemory | None = None,
         generator: torch.Generator | None = None,
         mask_query_pair: bool = True,
+        exclude_kept: bool = False,
     ) -> None:
         self.extractor = extractor
         self.k = k
@@ -224,6 +228,7 @@ class TextCandidateSource:
         self.memory = memory
         self.generator = generator
         self.mask_query_pair = mask_query_pair
+        self.exclude_kept = exclude_kept
         self.enabled = True
         self.explore = False
 
@@ -233,28 +238,50 @@ class TextCandidateSource:
         """Extra actions of walkers at ``current: LongTensor[W]``: ``[W, k + M]`` tensors (see the class doc)."""
         if not self.enabled:
             return None
+        kept = self.memory.edges_out(current) if self.memory is not None and len(self.memory) else None
+        # with ``exclude_kept`` ask for k + M and drop the kept ones: the best (or sampled) k beyond them
+        extra_width = kept[0].shape[1] if kept is not None and self.exclude_kept else 0
+        beyond = extra_width > 0
+        width = self.k + extra_width
         s = self.extractor.suggest(
-            current, self.k, self.threshold, sample=self.explore, generator=self.generator
+            current, width, self.threshold, sample=self.explore, generator=self.generator
         )
         relations, targets, mask = s.relations, s.targets, s.mask
-        origin = torch.full_like(relations, SUGGESTED)
-        if self.memory is not None and len(self.memory):
-            m_rel, m_tgt, m_mask = self.memory.edges_out(current)
-            m_rel, m_tgt, m_mask = (x.to(relations.device) for x in (m_rel, m_tgt, m_mask))
+        if kept is not None:
+            m_rel, m_tgt, m_mask = (x.to(relations.device) for x in kept)
             same = (m_rel.unsqueeze(2) == relations.unsqueeze(1)) & (
                 m_tgt.unsqueeze(2) == targets.unsqueeze(1)
             )
-            m_mask = m_mask & ~(same & mask.unsqueeze(1)).any(dim=2)
+            if beyond:
+                mask = mask & ~(same & m_mask.unsqueeze(2)).any(dim=1)
+                relations, targets, mask = _first_valid(relations, targets, mask, self.k)
+            else:
+                m_mask = m_mask & ~(same & mask.unsqueeze(1)).any(dim=2)
+            origin = torch.full_like(relations, SUGGESTED)
             relations = torch.cat([relations, m_rel], dim=1)
             targets = torch.cat([targets, m_tgt], dim=1)
             mask = torch.cat([mask, m_mask], dim=1)
             origin = torch.cat([origin, torch.full_like(m_rel, KEPT)], dim=1)
+        else:
+            origin = torch.full_like(relations, SUGGESTED)
         if self.mask_query_pair and queries.targets is not None:
             es = queries.sources[query_index].to(targets.device).unsqueeze(1)
             eo = queries.targets[query_index].to(targets.device).unsqueeze(1)
             here = current.to(targets.device).unsqueeze(1)
             mask = mask & ~(((here == es) & (targets == eo)) | ((here == eo) & (targets == es)))
         return ExtraActions(relations, targets, mask, origin)
+
+
+def _first_valid(
+    relations: LongTensor, targets: LongTensor, mask: BoolTensor, k: int
+) -> tuple[LongTensor, LongTensor, BoolTensor]:
+    """The first ``k`` valid entries of each row (order kept), padded with invalid ones: ``[W, k]`` each."""
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
+    return (
+        torch.gather(relations, 1, order),
+        torch.gather(targets, 1, order),
+        torch.gather(mask, 1, order),
+    )
 
 
 class AdaptiveSampling:
@@ -313,16 +340,19 @@ def uses_text(origins: LongTensor | None) -> BoolTensor:
     return (origins > 0).any(dim=1)
 
 
-def rewarded_text_edges(rollout: Rollout, positive: BoolTensor) -> LongTensor:
+def rewarded_text_edges(rollout: Rollout, positive: BoolTensor, suggested_only: bool = False) -> LongTensor:
     """The text edges taken on positive walks, each with step-wise reward 1 (the extractor's experience, γ = 0).
 
     ``positive: BoolTensor[W]`` (e.g. ``rollout.hits()``) -> ``LongTensor[m, 3]`` rows ``(e_t, r, e_{t+1})`` (``r``
     in ``[0, 2R)``), one per text step of a positive walk (repeats kept: each is one experience).
+    ``suggested_only``: only the edges the extractor suggested at that step (origin :data:`SUGGESTED`), not kept
+    edges taken again.
     """
     if rollout.origins is None:
         return torch.zeros(0, 3, dtype=torch.long, device=rollout.entities.device)
     prev = torch.cat([rollout.sources.unsqueeze(1), rollout.entities[:, :-1]], dim=1)  # [W, T]
-    take = (rollout.origins > 0) & positive.unsqueeze(1)
+    text = rollout.origins == SUGGESTED if suggested_only else rollout.origins > 0
+    take = text & positive.unsqueeze(1)
     return torch.stack([prev[take], rollout.relations[take], rollout.entities[take]], dim=1)
 
 

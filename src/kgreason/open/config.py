@@ -113,6 +113,11 @@ class CPLConfig:
             pair ``(e_t, e')``). The reward says that a walk through ``e'`` reached the answer, not that ``r'`` is
             the right relation (on the family corpus about half the rewarded text edges carry a wrong one); with
             ``"pair"`` the relation within a pair stays as distant supervision ranked it.
+        extractor_on_policy: the extractor's reward comes only from the walks of its own turns, whose suggestions it
+            sampled from its policy (REINFORCE's on-policy estimate), not from the adaptive-sampling walks (their
+            text steps were forced by ``lambda``, so a walk that reached the answer through a wrongly labelled edge
+            rewards it) nor from replayed paths (suggested by earlier extractors). ``False`` (the paper, the
+            reference code): every text edge of those walks and records is rewarded too.
         suggestions: ``k``, edges the extractor suggests at every step (top-``k``; "no relation" and known
             edges excluded).
         suggestion_threshold: also require confidence ``p(r | bag) >= threshold`` (``None``: top-``k`` only).
@@ -132,6 +137,11 @@ class CPLConfig:
             ``replay_capacity`` records, ``replay_weight`` the weight of the term.
         keep_rewarded_edges: text edges on a positive training path stay available (as text edges, per query,
             never written into the graph); the others are dropped when the agents move on.
+        kept_edges_in_graph: kept edges count as graph edges for the extractor (the paper's "rewarded edges stay
+            in the graph"): it suggests its top-``k`` *beyond* the kept edges of ``e_t``, and its reward credits only
+            its own suggestions, not kept edges taken again. ``False``: its top-``k`` may repeat kept edges and every
+            text edge on a positive walk is credited (on the family data the trained extractor's top-8 then
+            repeat kept edges 94% of the time; docs/open.md "Kept edges as graph edges").
         kept_edges_per_entity: at most this many kept edges are offered out of an entity (most rewarded first).
         kept_edge_min_count: a kept edge is offered once it has been rewarded this many times.
         mask_query_pair_text: on a training query ``(e_s, r_q, e_o)`` no text edge between ``e_s`` and ``e_o`` is
@@ -166,6 +176,7 @@ class CPLConfig:
     extractor_supervision: float = 0.0
     extractor_supervision_batch: int = 64
     extractor_credit: str = "edge"
+    extractor_on_policy: bool = False
     suggestions: int = 8
     suggestion_threshold: float | None = None
     sample_suggestions: bool = True
@@ -179,6 +190,7 @@ class CPLConfig:
     replay_batch_size: int = 64
     replay_weight: float = 1.0
     keep_rewarded_edges: bool = True
+    kept_edges_in_graph: bool = False
     kept_edges_per_entity: int = 16
     kept_edge_min_count: int = 1
     mask_query_pair_text: bool = True

@@ -39,10 +39,11 @@ class ReplayBatch:
     def __len__(self) -> int:
         return int(self.relations.shape[0])
 
-    def text_edges(self) -> LongTensor:
-        """``LongTensor[m, 3]``: the text edges ``(e_t, r, e_{t+1})`` of these (positive) paths."""
+    def text_edges(self, origin: int | None = None) -> LongTensor:
+        """``LongTensor[m, 3]``: the text edges ``(e_t, r, e_{t+1})`` of these (positive) paths; with ``origin``
+        only those of that origin code (e.g. the extractor's suggestions)."""
         prev = torch.cat([self.queries.sources.unsqueeze(1), self.entities[:, :-1]], dim=1)
-        take = self.origins > 0
+        take = self.origins > 0 if origin is None else self.origins == origin
         return torch.stack([prev[take], self.relations[take], self.entities[take]], dim=1)
 
 

@@ -62,6 +62,7 @@ from kgreason.io import atomic_torch_save, write_json
 from kgreason.open.baselines import TwoStepSearch, augmented_graph, extracted_facts, select_threshold
 from kgreason.open.collaboration import (
     ORIGIN_NAMES,
+    SUGGESTED,
     AdaptiveSampling,
     CollaborativeAgents,
     TextCandidateSource,
@@ -285,9 +286,12 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         )  # binary, γ = 1
         positive = rewards > 0
         text_edges = rewarded_text_edges(rollout, positive)
+        # the extractor's reward: every text edge of a positive walk, or (kept edges in the graph) its suggestions only
+        credit_kept = not cfg.kept_edges_in_graph
         # adaptive sampling: extra experience with raised text priority (never in the on-policy gradient)
         boosted, boosted_positive, boosted_edges = None, None, text_edges[:0]
-        if joint and self.adaptive.rate > 0:
+        own_turn_only = phase == "extractor" and cfg.extractor_on_policy  # boosted walks would not be used
+        if joint and self.adaptive.rate > 0 and not own_turn_only:
             with torch.no_grad():
                 boosted = sample_rollouts(
                     self.policy,
@@ -304,9 +308,16 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         if joint and self.replay is not None and len(self.replay):
             replayed = self.replay.sample(cfg.replay_batch_size, self.generator)
         if phase == "extractor":
-            parts = [text_edges, boosted_edges]
-            if replayed is not None:
-                parts.append(replayed.text_edges())
+            if credit_kept:
+                parts = [text_edges, boosted_edges]
+            else:
+                parts = [rewarded_text_edges(rollout, positive, suggested_only=True)]
+                if boosted is not None and boosted_positive is not None:
+                    parts.append(rewarded_text_edges(boosted, boosted_positive, suggested_only=True))
+            if cfg.extractor_on_policy:
+                parts = parts[:1]  # its own turn's walks only
+            elif replayed is not None:
+                parts.append(replayed.text_edges(None if credit_kept else SUGGESTED))
             loss = self._extractor_loss(torch.cat(parts))
         else:
             baseline = self.baseline_for(rewards)
@@ -844,6 +855,7 @@ def train_cpl(
                 cfg.suggestion_threshold,
                 memory,
                 mask_query_pair=cfg.mask_query_pair_text,
+                exclude_kept=cfg.kept_edges_in_graph,
             )
         env = _reasoner_env(graph, rc, source)
         agents = CollaborativeAgents(
@@ -1034,7 +1046,9 @@ def load_cpl(run_dir: str | os.PathLike[str], device: str | torch.device | None 
                 torch.load(run_dir / TEXT_EDGES_FILE, map_location="cpu", weights_only=True)
             )
             memory.to(dev)
-        source = TextCandidateSource(extractor, cfg.suggestions, cfg.suggestion_threshold, memory)
+        source = TextCandidateSource(
+            extractor, cfg.suggestions, cfg.suggestion_threshold, memory, exclude_kept=cfg.kept_edges_in_graph
+        )
     env = _reasoner_env(graph, cfg.reasoner, source)
     agents = CollaborativeAgents(policy, extractor, memory).to(dev).eval()
     return LoadedCPL(cfg, agents, env, entities, relations, source)
