@@ -141,7 +141,8 @@ class CPLConfig:
             in the graph"): it suggests its top-``k`` *beyond* the kept edges of ``e_t``, and its reward credits only
             its own suggestions, not kept edges taken again. ``False``: its top-``k`` may repeat kept edges and every
             text edge on a positive walk is credited (on the family data the trained extractor's top-8 then
-            repeat kept edges 94% of the time; docs/open.md "Kept edges as graph edges").
+            repeat kept edges 93-94% of the time; with this option both CPL and the frozen extractor score lower there:
+            docs/open.md "Fig. 5 as the paper ran it").
         kept_edges_per_entity: at most this many kept edges are offered out of an entity (most rewarded first).
         kept_edge_min_count: a kept edge is offered once it has been rewarded this many times.
         mask_query_pair_text: on a training query ``(e_s, r_q, e_o)`` no text edge between ``e_s`` and ``e_o`` is
