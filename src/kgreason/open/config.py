@@ -34,6 +34,7 @@ __all__ = ["CPL_RESUMABLE_KEYS", "METHODS", "VARIANTS", "CPLConfig", "default_re
 
 #: the training methods: CPL itself and the two baselines
 METHODS = ("cpl", "minerva", "two_step")
+#: what the extractor's reward reinforces (``CPLConfig.extractor_credit``)
 EXTRACTOR_CREDITS = ("edge", "pair")
 
 #: fields that may change when a run is resumed (they do not change what is computed)
