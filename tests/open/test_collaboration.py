@@ -21,6 +21,7 @@ from kgreason.open import (
     CPLConfig,
     ExplainedAnswer,
     FactExtractor,
+    GuidedSampling,
     PCNNAttention,
     ReplayMemory,
     TextCandidateSource,
@@ -28,7 +29,9 @@ from kgreason.open import (
     beam_text_share,
     build_bag_dataset,
     explain_cpl,
+    hops_to,
     load_cpl,
+    reachability_adjacency,
     replay_log_probs,
     rewarded_text_edges,
     train_cpl,
@@ -280,6 +283,68 @@ def test_adaptive_sampling_raises_text_priority_following_the_policy() -> None:
     assert torch.allclose(out[2], torch.tensor([0.35, 0.15, 0.5, 0.0]))
     full = AdaptiveSampling(1.0)(0, w, actions, rows)
     assert (full[:, :2] == 0).all()
+
+
+def test_hops_to_counts_graph_edges_and_corpus_pairs_both_ways() -> None:
+    # graph 0 -> 1 -> 2 (edges usable both ways: inverses), corpus pair (2, 3); 4 is isolated
+    graph = ActionGraph.from_triples(torch.tensor([[0, 0, 1], [1, 0, 2]]), 5, 1)
+    adjacency = reachability_adjacency(graph, torch.tensor([[2, 3]]))
+    hops = hops_to(adjacency, torch.tensor([3, 0, 4]), max_hops=2)
+    assert hops.shape == (5, 3)
+    assert hops[:, 0].tolist() == [3, 2, 1, 0, 3]  # to 3: entity 0 needs 3 hops > max_hops -> max_hops + 1
+    assert hops[:, 1].tolist() == [0, 1, 2, 3, 3]
+    assert hops[:, 2].tolist() == [3, 3, 3, 3, 0]
+    without_pairs = hops_to(reachability_adjacency(graph), torch.tensor([3]), max_hops=2)
+    assert without_pairs[:, 0].tolist() == [3, 3, 3, 0, 3]
+
+
+def test_guided_sampling_keeps_to_actions_that_can_still_reach_the_answer() -> None:
+    # graph 0 -> 1 -> 2 and 0 -> 3; corpus pair (0, 4); two steps, the answer of the only query is 2
+    graph = ActionGraph.from_triples(torch.tensor([[0, 0, 1], [1, 0, 2], [0, 0, 3]]), 5, 1)
+    hook = GuidedSampling(reachability_adjacency(graph, torch.tensor([[0, 4]])), num_steps=2, rate=0.5)
+    # walkers at 0: NO_OP (stay at 0), graph edges to 1 and 3, a text edge to 4, an invalid slot
+    targets = torch.tensor([[0, 1, 3, 4, 2]])
+    origin = torch.tensor([[0, 0, 0, 1, 0]])
+    mask = torch.tensor([[True, True, True, True, False]])
+    actions = ActionSpace(torch.zeros(1, 5, dtype=torch.long), targets, mask, origin)
+    hook.aim(torch.tensor([2]), num_rollouts=2)
+    rows = torch.tensor([0, 0])
+    w = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.0]]).repeat(2, 1)
+    out = hook(0, w, actions, rows)
+    # only 1 can reach 2 in the one step left (0 and 4 are 2 hops away, 3 three); no such text edge
+    assert torch.allclose(out, torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0]]).repeat(2, 1))
+    # the last step: only the answer itself; a text edge to it gets priority rate within the reaching ones
+    last = ActionSpace(
+        torch.zeros(1, 4, dtype=torch.long),
+        torch.tensor([[1, 2, 2, 0]]),
+        torch.tensor([[True, True, True, True]]),
+        torch.tensor([[0, 0, 1, 0]]),
+    )
+    out = hook(1, torch.tensor([[0.4, 0.3, 0.1, 0.2]]).repeat(2, 1), last, rows)
+    assert torch.allclose(out[0], torch.tensor([0.0, 0.5 * 0.75, 0.5 * 0.25 + 0.5, 0.0]))
+    # a walker that cannot reach the answer any more follows the plain policy
+    stuck = ActionSpace(
+        torch.zeros(1, 2, dtype=torch.long), torch.tensor([[3, 0]]), torch.tensor([[True, True]]), None
+    )
+    w2 = torch.tensor([[1.0, 3.0]]).repeat(2, 1)
+    assert torch.allclose(hook(1, w2, stuck, rows), torch.tensor([[0.25, 0.75]]).repeat(2, 1))
+    assert GuidedSampling(hook.adjacency, 2, rate=0.0)(0, w, actions, rows) is w
+    with pytest.raises(RuntimeError, match="aim"):
+        GuidedSampling(hook.adjacency, 2, rate=0.5)(0, w, actions, rows)
+
+
+def test_guided_adaptive_sampling_walks_reach_the_answer_more_often(toy: Dataset) -> None:
+    def hit_rates(mode: str) -> list[float]:
+        cfg = toy_config(epochs=5, eval_every=5, adaptive_sampling=0.5, adaptive_sampling_mode=mode)
+        result = train_cpl(toy, None, cfg, evaluate=False)
+        return [v for _, v in result.history.metric("train.adaptive_hit_rate")]  # type: ignore[attr-defined]
+
+    policy, guided = hit_rates("policy"), hit_rates("guided")
+    assert len(policy) == len(guided) == 3  # the annealed epochs 3-5 (lambda 0.5, 0.33, 0.17)
+    # (hop counts include the query's own edge, removed from its walks, so a guided walk can still miss)
+    assert min(guided) > 0.8 > 0.5 > max(policy)
+    with pytest.raises(ValueError, match="adaptive_sampling_mode"):
+        toy_config(adaptive_sampling_mode="oracle")
 
 
 def test_rewarded_text_edges_are_the_text_steps_of_positive_walks(

@@ -26,7 +26,9 @@ instead of from the whole policy (a uniform draw would mostly reward lucky, wron
 loop uses it for *extra* walks whose positive paths go to the replay memory, the kept edges and the extractor's
 reward, giving both agents positive experience with text edges early in joint training; the reasoner's
 on-policy REINFORCE term never sees these off-policy walks (on the family data, mixing them in without an
-importance correction made the reasoner collapse).
+importance correction made the reasoner collapse). :class:`GuidedSampling` is the reference code's variant (a
+warm start of paths to the answer that prefer corpus edges): the extra walks only take actions from which the
+training answer can still be reached (hop counts over graph edges and corpus pairs), text edges first.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kgreason.data.graph import ActionGraph
 from kgreason.open.extractor import FactExtractor
 from kgreason.reasoning.beam_search import BeamSearchResult
 from kgreason.reasoning.environment import ActionSpace, ExtraActions, Queries
@@ -49,9 +52,12 @@ __all__ = [
     "SUGGESTED",
     "AdaptiveSampling",
     "CollaborativeAgents",
+    "GuidedSampling",
     "TextCandidateSource",
     "TextEdgeMemory",
     "beam_text_share",
+    "hops_to",
+    "reachability_adjacency",
     "rewarded_text_edges",
     "uses_text",
 ]
@@ -302,11 +308,96 @@ class AdaptiveSampling:
         text = ((actions.origin > 0) & actions.mask)[rows]
         has_text = text.any(dim=1, keepdim=True)
         q = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
-        q_text = q * text
-        mass = q_text.sum(dim=1, keepdim=True)
-        uniform = text.to(q.dtype) / text.sum(dim=1, keepdim=True).clamp_min(1).to(q.dtype)
-        q_text = torch.where(mass > 0, q_text / mass.clamp_min(1e-30), uniform)
-        return torch.where(has_text, (1.0 - self.rate) * q + self.rate * q_text, q)
+        return torch.where(has_text, (1.0 - self.rate) * q + self.rate * _restrict(q, text), q)
+
+
+def reachability_adjacency(graph: ActionGraph, pairs: LongTensor | None = None) -> torch.Tensor:
+    """Undirected adjacency (sparse COO ``FloatTensor[E, E]``) of the graph's action slots and the corpus's entity
+    pairs (``pairs: LongTensor[P, 2]``, the pairs that have a bag): every edge a walker can be offered -- a graph
+    edge, a suggestion or a kept text edge -- joins a pair of it, so hop counts over it are lower bounds of the
+    joint action space's (the training query's own edge included, so they can be too optimistic by one)."""
+    E = graph.num_entities
+    rows = torch.arange(E, device=graph.device).unsqueeze(1).expand_as(graph.action_targets)
+    valid = graph.action_mask.clone()
+    valid[:, 0] = False  # NO_OP
+    src, dst = rows[valid], graph.action_targets[valid]
+    if pairs is not None and pairs.numel():
+        pairs = pairs.to(graph.device)
+        src, dst = torch.cat([src, pairs[:, 0], pairs[:, 1]]), torch.cat([dst, pairs[:, 1], pairs[:, 0]])
+    keys = torch.unique(torch.cat([src * E + dst, dst * E + src]))
+    index = torch.stack([keys // E, keys % E])  # sorted and unique: already coalesced
+    values = torch.ones(keys.shape[0], device=graph.device)
+    return torch.sparse_coo_tensor(index, values, (E, E), check_invariants=False, is_coalesced=True)
+
+
+def hops_to(adjacency: torch.Tensor, targets: LongTensor, max_hops: int) -> LongTensor:
+    """``LongTensor[E, B]``: hops from every entity to each of ``targets: LongTensor[B]`` over ``adjacency``
+    (:func:`reachability_adjacency`), ``max_hops + 1`` where more than ``max_hops`` are needed (one sparse product
+    per hop)."""
+    E, B = adjacency.shape[0], targets.shape[0]
+    cols = torch.arange(B, device=targets.device)
+    reach = torch.zeros(E, B, device=targets.device)
+    reach[targets, cols] = 1.0
+    hops = torch.full((E, B), max_hops + 1, dtype=torch.long, device=targets.device)
+    hops[targets, cols] = 0
+    for k in range(1, max_hops + 1):
+        reach = ((adjacency @ reach) + reach).clamp_max(1.0)
+        hops = torch.where((reach > 0) & (hops > k), torch.full_like(hops, k), hops)
+    return hops
+
+
+class GuidedSampling(AdaptiveSampling):
+    """Adaptive sampling as a warm start towards the answer (the reference code's version of §4.2: its first joint
+    iterations replace rollouts by shortest paths to the answer that prefer corpus edges). A walker may only take
+    actions from which the training answer is still reachable in the steps left (hop counts over graph edges and
+    corpus pairs, :func:`hops_to`; ``NO_OP`` counts as staying), and among those it takes a text edge with priority
+    ``rate`` (``lambda``, as :class:`AdaptiveSampling`), following the policy within each group. Walkers with no
+    such action follow the plain policy. :meth:`aim` sets the batch's answers before each sampling.
+
+    Args:
+        adjacency: :func:`reachability_adjacency` of the walk graph and the corpus pairs.
+        num_steps: ``T``.
+    """
+
+    def __init__(self, adjacency: torch.Tensor, num_steps: int, rate: float = 0.0) -> None:
+        super().__init__(rate)
+        self.adjacency = adjacency
+        self.num_steps = num_steps
+        self._hops: LongTensor | None = None  # [E, B]
+        self._query: LongTensor | None = None  # [W] query of each walker
+
+    def aim(self, targets: LongTensor, num_rollouts: int) -> None:
+        """Answers of the ``B`` queries about to be walked (``num_rollouts`` walkers each, query-major)."""
+        self._hops = hops_to(self.adjacency, targets, self.num_steps - 1)
+        self._query = torch.arange(targets.shape[0], device=targets.device).repeat_interleave(num_rollouts)
+
+    def __call__(
+        self, step: int, weights: FloatTensor, actions: ActionSpace, rows: LongTensor
+    ) -> FloatTensor:
+        if self.rate <= 0.0:
+            return weights
+        if self._hops is None or self._query is None or self._query.shape[0] != weights.shape[0]:
+            raise RuntimeError("GuidedSampling.aim(targets, num_rollouts) must be called before sampling")
+        left = self.num_steps - 1 - step  # steps after this action
+        targets = actions.targets[rows]
+        ok = actions.mask[rows] & (self._hops[targets, self._query.unsqueeze(1)] <= left)
+        has_ok = ok.any(dim=1, keepdim=True)
+        q = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        q_ok = _restrict(q, ok)
+        if actions.origin is not None:
+            text = ok & (actions.origin[rows] > 0)
+            mixed = (1.0 - self.rate) * q_ok + self.rate * _restrict(q, text)
+            q_ok = torch.where(text.any(dim=1, keepdim=True), mixed, q_ok)
+        return torch.where(has_ok, q_ok, q)
+
+
+def _restrict(q: FloatTensor, allowed: BoolTensor) -> FloatTensor:
+    """``q`` restricted to ``allowed`` and renormalised per row (uniform over ``allowed`` where ``q`` gives it no
+    mass; rows without any allowed entry come out all zero)."""
+    part = q * allowed
+    mass = part.sum(dim=1, keepdim=True)
+    uniform = allowed.to(q.dtype) / allowed.sum(dim=1, keepdim=True).clamp_min(1).to(q.dtype)
+    return torch.where(mass > 0, part / mass.clamp_min(1e-30), uniform)
 
 
 class CollaborativeAgents(nn.Module):

@@ -36,6 +36,8 @@ __all__ = ["CPL_RESUMABLE_KEYS", "METHODS", "VARIANTS", "CPLConfig", "default_re
 METHODS = ("cpl", "minerva", "two_step")
 #: what the extractor's reward reinforces (``CPLConfig.extractor_credit``)
 EXTRACTOR_CREDITS = ("edge", "pair")
+#: what steers the adaptive-sampling walks (:attr:`CPLConfig.adaptive_sampling_mode`)
+ADAPTIVE_SAMPLING_MODES = ("policy", "guided")
 
 #: fields that may change when a run is resumed (they do not change what is computed)
 CPL_RESUMABLE_KEYS = frozenset(
@@ -133,6 +135,10 @@ class CPLConfig:
             to the text edges on offer (instead of from the whole policy) in the extra walks that generate
             experience (replay, kept edges, extractor reward); annealed linearly to 0 over
             ``adaptive_sampling_epochs`` joint epochs. 0 turns it off (ablation).
+        adaptive_sampling_mode: ``"policy"`` (the paper's description: the extra walks follow the policy, text
+            edges raised by ``lambda``) or ``"guided"`` (the reference code's warm start: the extra walks only take
+            actions from which the training answer can still be reached, over graph edges and corpus pairs, and
+            among those text edges with priority ``lambda``; :class:`~kgreason.open.collaboration.GuidedSampling`).
         replay: keep a replay memory of positive paths (query, actions taken, their origins) and add a
             REINFORCE term on ``replay_batch_size`` of them to every update (ablation: off);
             ``replay_capacity`` records, ``replay_weight`` the weight of the term.
@@ -187,6 +193,7 @@ class CPLConfig:
     freeze_extractor: bool = False
     adaptive_sampling: float = 0.5
     adaptive_sampling_epochs: int = 5
+    adaptive_sampling_mode: str = "policy"
     replay: bool = True
     replay_capacity: int = 4000
     replay_batch_size: int = 64
@@ -210,6 +217,11 @@ class CPLConfig:
         if self.extractor_credit not in EXTRACTOR_CREDITS:
             raise ValueError(
                 f"extractor_credit must be one of {', '.join(EXTRACTOR_CREDITS)}, got {self.extractor_credit!r}"
+            )
+        if self.adaptive_sampling_mode not in ADAPTIVE_SAMPLING_MODES:
+            raise ValueError(
+                f"adaptive_sampling_mode must be one of {', '.join(ADAPTIVE_SAMPLING_MODES)}, "
+                f"got {self.adaptive_sampling_mode!r}"
             )
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")

@@ -65,9 +65,11 @@ from kgreason.open.collaboration import (
     SUGGESTED,
     AdaptiveSampling,
     CollaborativeAgents,
+    GuidedSampling,
     TextCandidateSource,
     TextEdgeMemory,
     beam_text_share,
+    reachability_adjacency,
     rewarded_text_edges,
     uses_text,
 )
@@ -205,7 +207,7 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         if source is not None:
             source.generator = self.generator
             source.enabled = False
-        self.adaptive = AdaptiveSampling()
+        self.adaptive = self._adaptive_hook(env, agents)
         self.ds_instances: LongTensor | None = None  # distant-supervision anchor of the extractor's turns
         self.ds_weights: torch.Tensor | None = None
         if agents.extractor is not None and config.trains_extractor and config.extractor_supervision > 0:
@@ -218,6 +220,13 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         )
         self.last_phase = "pretrain"
         self.last_text_edges: LongTensor | None = None
+        self.last_boosted_hits: tuple[int, int] | None = None  # (positive, all) adaptive-sampling walks
+
+    def _adaptive_hook(self, env: WalkEnvironment, agents: CollaborativeAgents) -> AdaptiveSampling:
+        if self.cpl_config.adaptive_sampling_mode != "guided":
+            return AdaptiveSampling()
+        pairs = agents.extractor.bags.pairs if agents.extractor is not None else None
+        return GuidedSampling(reachability_adjacency(env.graph, pairs), env.num_steps)
 
     @property
     def agents(self) -> CollaborativeAgents:
@@ -290,8 +299,12 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         credit_kept = not cfg.kept_edges_in_graph
         # adaptive sampling: extra experience with raised text priority (never in the on-policy gradient)
         boosted, boosted_positive, boosted_edges = None, None, text_edges[:0]
+        self.last_boosted_hits = None
         own_turn_only = phase == "extractor" and cfg.extractor_on_policy  # boosted walks would not be used
         if joint and self.adaptive.rate > 0 and not own_turn_only:
+            if isinstance(self.adaptive, GuidedSampling):
+                assert episode.queries.targets is not None
+                self.adaptive.aim(episode.queries.targets, rc.num_rollouts)
             with torch.no_grad():
                 boosted = sample_rollouts(
                     self.policy,
@@ -303,6 +316,7 @@ class CPLTrainingLoop(RolloutTrainingLoop):
                     sampling_hook=self.adaptive,
                 )
             boosted_positive = boosted.hits()
+            self.last_boosted_hits = (int(boosted_positive.sum()), int(boosted_positive.numel()))
             boosted_edges = rewarded_text_edges(boosted, boosted_positive)
         replayed = None
         if joint and self.replay is not None and len(self.replay):
@@ -391,7 +405,8 @@ class CPLTrainingLoop(RolloutTrainingLoop):
 class CPLStatsCallback(TrainingCallback):
     """Per-epoch statistics of a :class:`CPLTrainingLoop` (recorded as loop metrics): ``train.text_path_share``
     (positive walks that took a text edge / positive walks; joint epochs), ``train.reasoner_loss``,
-    ``train.extractor_loss``, ``train.kept_edges``, ``train.replay_size``, ``train.adaptive_sampling``. Also
+    ``train.extractor_loss``, ``train.kept_edges``, ``train.replay_size``, ``train.adaptive_sampling`` and
+    ``train.adaptive_hit_rate`` (share of the adaptive-sampling walks that reach the answer; epochs with any). Also
     invalidates the extractor's score cache after each extractor update."""
 
     def __init__(self) -> None:
@@ -400,6 +415,7 @@ class CPLStatsCallback(TrainingCallback):
     def _reset(self) -> None:
         self.positive = 0
         self.text = 0
+        self.boosted = [0, 0]  # adaptive-sampling walks: positive, all
         self.losses: dict[str, list[float]] = {"reasoner": [], "extractor": [], "pretrain": []}
 
     def on_batch(self, epoch: int, batch: Any, batch_loss: float, **kwargs: Any) -> None:
@@ -410,6 +426,9 @@ class CPLStatsCallback(TrainingCallback):
         loop: CPLTrainingLoop = self.loop  # type: ignore[assignment]
         if loop.last_phase == "extractor" and loop.agents.extractor is not None:
             loop.agents.extractor.invalidate_cache()
+        if loop.last_boosted_hits is not None:
+            self.boosted[0] += loop.last_boosted_hits[0]
+            self.boosted[1] += loop.last_boosted_hits[1]
         rollout, rewards = loop.last_rollout, loop.last_rewards
         if rollout is None or rewards is None:
             return
@@ -427,6 +446,8 @@ class CPLStatsCallback(TrainingCallback):
                 metrics[f"train.{phase}_loss"] = sum(self.losses[phase]) / len(self.losses[phase])
         if cfg.is_joint_epoch(epoch):
             metrics["train.text_path_share"] = self.text / max(self.positive, 1)
+        if self.boosted[1]:
+            metrics["train.adaptive_hit_rate"] = self.boosted[0] / self.boosted[1]
         if loop.agents.memory is not None:
             metrics["train.kept_edges"] = float(loop.agents.memory.num_offered())
         if loop.replay is not None:
@@ -906,6 +927,7 @@ _CSV_KEYS = (
     "train.kept_edges",
     "train.replay_size",
     "train.adaptive_sampling",
+    "train.adaptive_hit_rate",
 )
 
 
