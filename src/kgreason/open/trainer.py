@@ -223,8 +223,9 @@ class CPLTrainingLoop(RolloutTrainingLoop):
         self.last_boosted_hits: tuple[int, int] | None = None  # (positive, all) adaptive-sampling walks
 
     def _adaptive_hook(self, env: WalkEnvironment, agents: CollaborativeAgents) -> AdaptiveSampling:
-        if self.cpl_config.adaptive_sampling_mode != "guided":
-            return AdaptiveSampling()
+        cfg = self.cpl_config
+        if cfg.adaptive_sampling_mode != "guided" or cfg.method != "cpl" or cfg.adaptive_sampling == 0:
+            return AdaptiveSampling()  # no hop counts needed where lambda stays 0
         pairs = agents.extractor.bags.pairs if agents.extractor is not None else None
         return GuidedSampling(reachability_adjacency(env.graph, pairs), env.num_steps)
 
