@@ -28,7 +28,7 @@ __all__ = ["DemoConfig", "run_demo"]
 
 @dataclass
 class DemoConfig:
-    """Sizes and lengths of the demo (the defaults run in about 4 minutes on 2 idle CPU cores: 230 s measured,
+    """Sizes and lengths of the demo (the defaults run in about 2.5 minutes on 2 idle CPU cores: 147 s measured,
     docs/benchmarks.md "Demo")."""
 
     size: str = "default"
