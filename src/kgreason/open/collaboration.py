@@ -263,11 +263,10 @@ class TextCandidateSource:
                 relations, targets, mask = _first_valid(relations, targets, mask, self.k)
             else:
                 m_mask = m_mask & ~(same & mask.unsqueeze(1)).any(dim=2)
-            origin = torch.full_like(relations, SUGGESTED)
+            origin = torch.cat([torch.full_like(relations, SUGGESTED), torch.full_like(m_rel, KEPT)], dim=1)
             relations = torch.cat([relations, m_rel], dim=1)
             targets = torch.cat([targets, m_tgt], dim=1)
             mask = torch.cat([mask, m_mask], dim=1)
-            origin = torch.cat([origin, torch.full_like(m_rel, KEPT)], dim=1)
         else:
             origin = torch.full_like(relations, SUGGESTED)
         if self.mask_query_pair and queries.targets is not None:
